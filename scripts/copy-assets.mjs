@@ -1,0 +1,10 @@
+// Copies the non-TypeScript files the built package needs (SQL migrations, dashboard assets) into dist/.
+import { cpSync, existsSync } from 'node:fs';
+
+const assets = [
+  ['src/store/sqlite/migrations', 'dist/src/store/sqlite/migrations'],
+  ['src/dashboard/static', 'dist/src/dashboard/static'],
+];
+for (const [from, to] of assets) {
+  if (existsSync(from)) cpSync(from, to, { recursive: true });
+}

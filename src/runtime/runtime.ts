@@ -1,0 +1,544 @@
+import type { StandardSchemaV1 } from '@standard-schema/spec';
+import { randomUUID } from 'node:crypto';
+import type { Bus, Command } from '../bus/types.js';
+import { LocalBus } from '../bus/local.js';
+import {
+  InputValidationError, RuntimeClosedError, TaskNotFoundError, TaskStateError, UnknownTaskTypeError,
+} from '../errors.js';
+import { Hub, type Sink } from '../hub/hub.js';
+import { type Logger, silentLogger } from '../logger.js';
+import type { EventRecord, FinishResult, Store, TaskRecord, TaskStatus } from '../store/types.js';
+import { TERMINAL_STATUSES } from '../store/types.js';
+import { type AnyTaskDefinition, checkPositive, type InputOf, retryPolicyOf, type TaskDefinition } from '../task/define.js';
+import { assertName } from '../task/names.js';
+import { SafeEmitter, type RunInfo, type TaskstreamEvents } from './emitter.js';
+import { cancelled, type Plan, planOutcome } from './outcome.js';
+import { ActiveRun } from './run.js';
+import { Subscription, type TaskEvent } from './subscription.js';
+import { EventWriter } from './writer.js';
+
+export interface TaskstreamOptions {
+  readonly store: Store;
+  /** Defaults to an in-process bus (one process). */
+  readonly bus?: Bus;
+  readonly tasks: readonly AnyTaskDefinition[];
+  /** Runs at once in this runtime; the rest wait as pending. Default 10. */
+  readonly concurrency?: number;
+  /** A run's lease; renewed every third of it. A dead process's runs are taken over after it. Default 30 s. */
+  readonly leaseMs?: number;
+  /** How often to look for runs whose lease expired and for work another process created. Default 1000 ms. */
+  readonly sweepIntervalMs?: number;
+  /** Default grace for a run that ignores its aborted signal (cancel, timeout). Default 5000 ms. */
+  readonly graceMs?: number;
+  /** Largest event data, serialised. Default 1 MiB. */
+  readonly maxEventBytes?: number;
+  /** Events a `subscribe()` reader may fall behind before it reads from the store instead. Default 1000. */
+  readonly subscriberBuffer?: number;
+  readonly logger?: Logger;
+  /** This process's name in leases. Default: a random UUID. */
+  readonly owner?: string;
+}
+
+/** A task by id, optionally checked against its app and type (a mismatch is "not found", never another task). */
+export type TaskRef = number | { readonly id: number; readonly app?: string; readonly type?: string };
+export type TaskKind = string | { readonly app: string; readonly type: string };
+
+export interface CreateOptions {
+  /** Overrides the type's `timeoutMs` for this task. */
+  readonly timeoutMs?: number;
+  /** A second create with the same key (per app/type) returns the first task instead of another. */
+  readonly idempotencyKey?: string;
+  /** Do not run before this time. */
+  readonly runAt?: Date;
+}
+
+export interface CreateResult {
+  readonly task: TaskRecord;
+  readonly created: boolean;
+}
+
+const DEFAULTS = { concurrency: 10, leaseMs: 30_000, sweepIntervalMs: 1000, graceMs: 5000, maxEventBytes: 1 << 20, subscriberBuffer: 1000 };
+
+/** Creates a runtime: migrates the store, connects the bus, and starts claiming work. */
+export async function createTaskstream(options: TaskstreamOptions): Promise<Taskstream> {
+  return Taskstream.open(options);
+}
+
+/**
+ * The runtime: creates tasks, runs them (pending → running → one terminal state), and streams
+ * their events. Several runtimes may live in one process; nothing here is global.
+ */
+export class Taskstream implements AsyncDisposable {
+  readonly store: Store;
+  readonly bus: Bus;
+  readonly logger: Logger;
+  readonly owner: string;
+  readonly #defs = new Map<string, AnyTaskDefinition>();
+  readonly #opts: typeof DEFAULTS;
+  readonly #active = new Map<number, ActiveRun>();
+  readonly #emitter: SafeEmitter<TaskstreamEvents>;
+  readonly #writer: EventWriter;
+  readonly #hub: Hub;
+  #unsubscribeCommands: (() => void) | undefined;
+  #sweepTimer: NodeJS.Timeout | undefined;
+  #renewTimer: NodeJS.Timeout | undefined;
+  #wakeTimer: NodeJS.Timeout | undefined;
+  #wakeAt = Infinity;
+  #claiming = false;
+  #claimAgain = false;
+  #closing: Promise<void> | undefined;
+
+  constructor(options: TaskstreamOptions) {
+    if (options === null || typeof options !== 'object') throw new TypeError('createTaskstream: options are required');
+    if (!options.store) throw new TypeError('createTaskstream: a store is required, e.g. sqliteStore("tasks.db")');
+    if (!Array.isArray(options.tasks)) throw new TypeError('createTaskstream: tasks must be an array of defineTask() results');
+    this.#opts = { ...DEFAULTS };
+    for (const key of Object.keys(DEFAULTS) as Array<keyof typeof DEFAULTS>) {
+      const value = options[key];
+      if (value === undefined) continue;
+      checkPositive(`createTaskstream: ${key}`, value);
+      if ((key === 'concurrency' || key === 'subscriberBuffer') && !Number.isInteger(value)) {
+        throw new TypeError(`createTaskstream: ${key} must be a whole number, got ${value}`);
+      }
+      this.#opts[key] = value;
+    }
+    for (const def of options.tasks) {
+      const kind = `${def.app}/${def.type}`;
+      if (this.#defs.has(kind)) throw new TypeError(`createTaskstream: task type ${kind} is registered twice`);
+      this.#defs.set(kind, def);
+    }
+    this.store = options.store;
+    this.bus = options.bus ?? new LocalBus();
+    this.logger = options.logger ?? silentLogger;
+    this.owner = options.owner ?? randomUUID();
+    const onError = (err: unknown): void => this.logger.error({ err }, 'taskstream: internal listener failed');
+    this.#emitter = new SafeEmitter(onError);
+    this.#writer = new EventWriter(this.store, this.bus, (taskId, err) => {
+      const run = this.#active.get(taskId);
+      this.logger.warn({ err, taskId }, 'taskstream: events refused; stopping the run');
+      run?.abort('lease_lost', 'events refused', undefined);
+      run?.abandon();
+    });
+    this.#hub = new Hub(this.store, this.bus, onError);
+  }
+
+  /** `createTaskstream`. */
+  static async open(options: TaskstreamOptions): Promise<Taskstream> {
+    const runtime = new Taskstream(options);
+    try {
+      await runtime.#open();
+    } catch (err) {
+      await runtime.close({ timeoutMs: 0 }).catch(() => {});
+      throw err;
+    }
+    return runtime;
+  }
+
+  async #open(): Promise<void> {
+    await this.store.migrate();
+    await this.bus.ready();
+    this.#unsubscribeCommands = this.bus.subscribeCommands((command) => this.#onCommand(command));
+    this.#sweepTimer = setInterval(() => void this.#sweep(), this.#opts.sweepIntervalMs);
+    this.#sweepTimer.unref();
+    await this.#sweep();
+  }
+
+  /** The registered task types. */
+  get definitions(): AnyTaskDefinition[] {
+    return [...this.#defs.values()];
+  }
+
+  get closed(): boolean {
+    return this.#closing !== undefined;
+  }
+
+  /** Runs in progress in this runtime and watchers attached to it. */
+  get stats(): { running: number; subscribers: number } {
+    return { running: this.#active.size, subscribers: this.#hub.size };
+  }
+
+  on<K extends keyof TaskstreamEvents>(name: K, listener: (payload: TaskstreamEvents[K]) => void): () => void {
+    return this.#emitter.on(name, listener);
+  }
+
+  /** Validates the input against the type's schema and stores a pending task; it runs as soon as a slot is free. */
+  async create<D extends AnyTaskDefinition>(definition: D, input: InputOf<D>, options?: CreateOptions): Promise<TaskRecord>;
+  async create(kind: TaskKind, input: unknown, options?: CreateOptions): Promise<TaskRecord>;
+  async create(kind: TaskKind | AnyTaskDefinition, input: unknown, options: CreateOptions = {}): Promise<TaskRecord> {
+    return (await this.createTask(kind, input, options)).task;
+  }
+
+  /** `create`, also saying whether the task is new (false when the idempotency key matched). */
+  async createTask(kind: TaskKind | AnyTaskDefinition, input: unknown, options: CreateOptions = {}): Promise<CreateResult> {
+    if (this.closed) throw new RuntimeClosedError('create tasks');
+    const def = this.definition(kind);
+    checkPositive('create: timeoutMs', options.timeoutMs);
+    if (options.idempotencyKey !== undefined && (typeof options.idempotencyKey !== 'string' || options.idempotencyKey.length === 0 || options.idempotencyKey.length > 255)) {
+      throw new TypeError('create: idempotencyKey must be a string of 1 to 255 characters');
+    }
+    if (options.runAt !== undefined && !(options.runAt instanceof Date && Number.isFinite(options.runAt.getTime()))) {
+      throw new TypeError('create: runAt must be a valid Date');
+    }
+    const value = await validate(def, input);
+    const now = Date.now();
+    const result = await this.store.createTask({
+      app: def.app, type: def.type, input: value, timeoutMs: options.timeoutMs ?? null,
+      idempotencyKey: options.idempotencyKey ?? null, runAt: options.runAt?.getTime() ?? now, now,
+    });
+    if (result.created) {
+      this.#emitter.emit('task:created', { task: result.task });
+      this.bus.publishCommand({ kind: 'wake' });
+      this.#schedule();
+    }
+    return result;
+  }
+
+  /** The definition registered for a kind (`"app/type"`, `{app, type}` or a definition). */
+  definition(kind: TaskKind | AnyTaskDefinition): AnyTaskDefinition {
+    const app = typeof kind === 'string' ? kind.split('/')[0] ?? '' : kind.app;
+    const type = typeof kind === 'string' ? kind.split('/').slice(1).join('/') : kind.type;
+    const def = this.#defs.get(`${app}/${type}`);
+    if (def === undefined) throw new UnknownTaskTypeError(app, type, [...this.#defs.keys()]);
+    return def;
+  }
+
+  async get(ref: TaskRef): Promise<TaskRecord | undefined> {
+    const { id, app, type } = normalizeRef(ref);
+    if (!Number.isSafeInteger(id) || id <= 0) return undefined;
+    const task = await this.store.getTask(id);
+    if (task === undefined || (app !== undefined && task.app !== app) || (type !== undefined && task.type !== type)) return undefined;
+    return task;
+  }
+
+  async list(filter: { app?: string; type?: string; status?: TaskStatus; limit?: number; before?: number } = {}): Promise<{ tasks: TaskRecord[]; next: number | null }> {
+    const limit = filter.limit ?? 50;
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new TypeError('list: limit must be a whole number from 1 to 1000');
+    return this.store.listTasks({ ...filter, limit });
+  }
+
+  async isRunning(ref: TaskRef): Promise<boolean> {
+    return (await this.get(ref))?.status === 'running';
+  }
+
+  /**
+   * Cancels a pending or running task; true when it took effect (the task will end `cancelled`),
+   * false when it had already finished or does not exist. Idempotent; the first reason is kept.
+   * Works from any process: the store records it, the bus tells the owner at once.
+   */
+  async cancel(ref: TaskRef, reason = 'external_cancellation'): Promise<boolean> {
+    if (typeof reason !== 'string' || reason.length === 0 || reason.length > 500) {
+      throw new TypeError('cancel: reason must be a string of 1 to 500 characters');
+    }
+    const task = await this.get(ref);
+    if (task === undefined) return false;
+    const result = await this.store.requestCancel(task.id, reason, Date.now());
+    if (!result.found || !result.accepted) return false;
+    if (result.event) {
+      this.bus.publishEvents(task.id, [result.event]);
+      this.#emitter.emit('task:finished', { ...runInfo(task), status: 'cancelled' });
+    } else {
+      this.#abortLocal(task.id, reason);
+      this.bus.publishCommand({ kind: 'cancel', taskId: task.id, reason });
+    }
+    return true;
+  }
+
+  /**
+   * Delivers a named signal to the task's `waitForSignal(name)`: stored first (so a task that
+   * waits later still gets it), then pushed to the owner. False when the task already finished.
+   */
+  async signal(ref: TaskRef, name: string, payload: unknown = null): Promise<boolean> {
+    assertName('signal', name);
+    const task = await this.get(ref);
+    if (task === undefined) throw new TaskNotFoundError(String(normalizeRef(ref).id));
+    let json: string;
+    try {
+      json = JSON.stringify(payload ?? null);
+    } catch (cause) {
+      throw new TypeError(`signal ${name}: payload is not JSON-serialisable`, { cause });
+    }
+    const added = await this.store.addSignal(task.id, name, json, Date.now());
+    if (added === 'missing') throw new TaskNotFoundError(String(task.id));
+    if (added === 'finished') return false;
+    this.#active.get(task.id)?.notifySignal(name);
+    this.bus.publishCommand({ kind: 'signal', taskId: task.id, name });
+    return true;
+  }
+
+  /**
+   * Asks for a pending task to run now (for example one waiting for a retry). True when it was
+   * pending; false when it is already running. A finished task is never run again: that throws.
+   */
+  async start(ref: TaskRef): Promise<boolean> {
+    if (this.closed) throw new RuntimeClosedError('start tasks');
+    const task = await this.get(ref);
+    if (task === undefined) throw new TaskNotFoundError(String(normalizeRef(ref).id));
+    if (TERMINAL_STATUSES.has(task.status)) {
+      throw new TaskStateError(`task ${task.id} is ${task.status}; a finished task is never run again, create a new one`, task.status);
+    }
+    if (task.status === 'running') return false;
+    await this.store.makeRunnable(task.id, Date.now());
+    this.bus.publishCommand({ kind: 'wake' });
+    this.#schedule();
+    return true;
+  }
+
+  /**
+   * The task's events after `afterSeq` (default 0: all of them), then live ones, ending after the
+   * terminal event. Leaving the loop (break, or `signal`) detaches; the task goes on.
+   */
+  async subscribe(ref: TaskRef, options: { afterSeq?: number; signal?: AbortSignal } = {}): Promise<AsyncIterableIterator<TaskEvent>> {
+    const afterSeq = options.afterSeq ?? 0;
+    if (!Number.isSafeInteger(afterSeq) || afterSeq < 0) throw new TypeError('subscribe: afterSeq must be a whole number >= 0');
+    if (this.closed) throw new RuntimeClosedError('subscribe');
+    const task = await this.get(ref);
+    if (task === undefined) throw new TaskNotFoundError(String(normalizeRef(ref).id));
+    return new Subscription(this.#hub, task.id, afterSeq, this.#opts.subscriberBuffer, options.signal);
+  }
+
+  /** Low-level: attach a sink to a task's log (the SSE layer uses this to share encoded frames). */
+  watch(taskId: number, afterSeq: number, sink: Sink): () => void {
+    return this.#hub.attach(taskId, afterSeq, sink);
+  }
+
+  /** Reads a task's stored events after `afterSeq`. */
+  async events(ref: TaskRef, options: { afterSeq?: number; limit?: number } = {}): Promise<TaskEvent[]> {
+    const task = await this.get(ref);
+    if (task === undefined) throw new TaskNotFoundError(String(normalizeRef(ref).id));
+    const rows = await this.store.readEvents(task.id, options.afterSeq ?? 0, options.limit ?? 10_000);
+    return rows.map((e: EventRecord) => ({ taskId: e.taskId, seq: e.seq, type: e.type, data: JSON.parse(e.json) as Record<string, unknown>, at: new Date(e.at) }));
+  }
+
+  /** Deletes finished tasks (with their events) that finished more than `olderThanMs` ago; returns the count. */
+  async prune(options: { olderThanMs: number; dryRun?: boolean }): Promise<number> {
+    checkPositive('prune: olderThanMs', options.olderThanMs, true);
+    return this.store.prune({ before: Date.now() - options.olderThanMs, dryRun: options.dryRun ?? false });
+  }
+
+  /**
+   * Graceful shutdown, in two phases. Stop claiming and refuse new work; abort every run with
+   * reason `shutdown` and wait up to `timeoutMs`; runs still going are abandoned (and named in a
+   * warning); unfinished tasks go back to `pending` with an `interrupted` event. Then end open
+   * streams and close bus and store. Every step runs even if one fails. Idempotent: later calls
+   * return the first call's promise.
+   */
+  close(options: { timeoutMs?: number } = {}): Promise<void> {
+    const timeoutMs = options.timeoutMs ?? 10_000;
+    checkPositive('close: timeoutMs', timeoutMs, true);
+    this.#closing ??= this.#shutdown(timeoutMs);
+    return this.#closing;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  async #shutdown(timeoutMs: number): Promise<void> {
+    const errors: unknown[] = [];
+    const step = async (fn: () => unknown): Promise<void> => {
+      try { await fn(); } catch (err) { errors.push(err); }
+    };
+    clearInterval(this.#sweepTimer);
+    clearTimeout(this.#wakeTimer);
+    const runs = [...this.#active.values()];
+    for (const run of runs) run.abort('shutdown', 'shutdown', undefined);
+    if (runs.length > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
+      await Promise.race([Promise.all(runs.map((r) => r.done)), deadline]);
+      clearTimeout(timer);
+      const stuck = runs.filter((r) => this.#active.has(r.id));
+      if (stuck.length > 0) {
+        const names = stuck.map((r) => `${r.task.app}/${r.task.type}/${r.id}`);
+        this.logger.warn({ tasks: names, timeoutMs }, `taskstream: shutdown timeout after ${timeoutMs} ms; runs that did not stop (abandoned, put back to pending): ${names.join(', ')}`);
+        for (const run of stuck) run.abandon();
+        await Promise.all(stuck.map((r) => r.done));
+      }
+    }
+    clearInterval(this.#renewTimer);
+    await step(() => this.#writer.flush());
+    await step(() => this.#hub.close());
+    await step(() => this.#unsubscribeCommands?.());
+    await step(() => this.bus.close());
+    await step(() => this.store.close());
+    if (errors.length > 0) throw new AggregateError(errors, 'taskstream: shutdown finished with errors');
+  }
+
+  #onCommand(command: Command): void {
+    if (this.closed) return;
+    switch (command.kind) {
+      case 'wake': this.#schedule(); break;
+      case 'cancel': this.#abortLocal(command.taskId, command.reason); break;
+      case 'signal': this.#active.get(command.taskId)?.notifySignal(command.name); break;
+    }
+  }
+
+  #abortLocal(taskId: number, reason: string): void {
+    const run = this.#active.get(taskId);
+    if (run === undefined) return;
+    const def = this.#defs.get(`${run.task.app}/${run.task.type}`);
+    run.abort('cancel', reason, def?.graceMs ?? this.#opts.graceMs);
+  }
+
+  /** Claims as many runnable tasks as there are free slots; re-entrant calls fold into one pass. */
+  #schedule(): void {
+    if (this.closed) return;
+    if (this.#claiming) {
+      this.#claimAgain = true;
+      return;
+    }
+    this.#claiming = true;
+    void this.#claimLoop().finally(() => {
+      this.#claiming = false;
+    });
+  }
+
+  async #claimLoop(): Promise<void> {
+    try {
+      do {
+        this.#claimAgain = false;
+        for (;;) {
+          const free = this.#opts.concurrency - this.#active.size;
+          if (free <= 0 || this.closed) break;
+          const now = Date.now();
+          const claims = await this.store.claimTasks({ owner: this.owner, kinds: [...this.#defs.keys()], limit: free, leaseMs: this.#opts.leaseMs, now });
+          for (const claim of claims) this.#startRun(new ActiveRun(claim.task, claim.epoch));
+          if (claims.length < free) {
+            await this.#armWakeTimer(now);
+            break;
+          }
+        }
+      } while (this.#claimAgain && !this.closed);
+    } catch (err) {
+      this.logger.error({ err }, 'taskstream: claiming tasks failed');
+    }
+  }
+
+  /** Wakes the scheduler when the earliest delayed task (a retry's backoff, a `runAt`) is due. */
+  async #armWakeTimer(now: number): Promise<void> {
+    const at = await this.store.nextRunAt([...this.#defs.keys()], now);
+    if (at === null || this.closed || at >= this.#wakeAt) return;
+    clearTimeout(this.#wakeTimer);
+    this.#wakeAt = at;
+    this.#wakeTimer = setTimeout(() => {
+      this.#wakeAt = Infinity;
+      this.#schedule();
+    }, Math.max(0, at - Date.now()));
+  }
+
+  #startRun(run: ActiveRun): void {
+    this.#active.set(run.id, run);
+    this.#renewTimer ??= setInterval(() => void this.#renewLeases(), Math.max(10, this.#opts.leaseMs / 3));
+    this.#emitter.emit('task:started', runInfo(run.task));
+    this.#execute(run)
+      .catch((err: unknown) => this.logger.error({ err, taskId: run.id }, 'taskstream: run bookkeeping failed'))
+      .finally(() => {
+        this.#active.delete(run.id);
+        if (this.#active.size === 0) {
+          clearInterval(this.#renewTimer);
+          this.#renewTimer = undefined;
+        }
+        run.finished();
+        this.#schedule();
+      });
+  }
+
+  async #execute(run: ActiveRun): Promise<void> {
+    const def = this.#defs.get(`${run.task.app}/${run.task.type}`);
+    if (def === undefined) throw new Error(`claimed task ${run.id} of an unregistered type`);
+    const logger = this.logger;
+    const ctx = run.context({
+      writer: this.#writer, logger, maxEventBytes: this.#opts.maxEventBytes,
+      takeSignal: (id, name) => this.store.takeSignal(id, name),
+    });
+    const timeoutMs = run.task.timeoutMs ?? def.timeoutMs;
+    const graceMs = def.graceMs ?? this.#opts.graceMs;
+    const timer = timeoutMs === undefined ? undefined : setTimeout(() => run.abort('timeout', 'timeout', graceMs), timeoutMs);
+    const settled = await run.settle((async () => def.run(ctx, run.task.input))());
+    clearTimeout(timer);
+    if (settled.kind === 'abandoned') {
+      logger.warn({ taskId: run.id, kind: run.abortKind }, `taskstream: task ${run.task.app}/${run.task.type}/${run.id} ignored its aborted signal; its promise is abandoned`);
+      this.#emitter.emit('task:abandoned', { ...runInfo(run.task), reason: run.abortKind ?? 'unknown' });
+    }
+    if (settled.kind === 'error' && run.abortKind !== undefined) {
+      logger.warn({ err: settled.error, taskId: run.id, kind: run.abortKind }, 'taskstream: run threw after its signal aborted');
+    }
+    await this.#writer.flush();
+    const plan = planOutcome(run, settled, retryPolicyOf(def), timeoutMs, Date.now());
+    await this.#apply(run, plan);
+  }
+
+  async #apply(run: ActiveRun, plan: Plan): Promise<void> {
+    if (plan.action === 'none') return;
+    const now = Date.now();
+    let result: FinishResult;
+    if (plan.action === 'finish') {
+      result = await this.store.finishRun({
+        taskId: run.id, epoch: run.epoch, status: plan.status, finalValue: plan.finalValue, error: plan.error,
+        cancelReason: plan.cancelReason, event: plan.event, unlessCancelRequested: plan.yieldsToCancel, now,
+      });
+    } else {
+      result = await this.store.requeueRun({ taskId: run.id, epoch: run.epoch, runAt: plan.runAt, event: plan.event, error: plan.error, now });
+    }
+    if (!result.ok && result.reason === 'cancel_requested') {
+      // A cancel landed before this outcome was written: the cancel wins, as it was told.
+      return this.#apply(run, cancelled(result.cancelReason));
+    }
+    if (!result.ok) {
+      this.logger.warn({ taskId: run.id }, 'taskstream: run outcome refused; another process owns the task now');
+      return;
+    }
+    this.bus.publishEvents(run.id, [result.event]);
+    if (plan.action === 'finish') {
+      this.#emitter.emit('task:finished', { ...runInfo(run.task), status: plan.status });
+    } else {
+      this.#emitter.emit('task:requeued', { ...runInfo(run.task), reason: plan.reason, runAt: plan.runAt });
+      if (plan.reason === 'retry') this.bus.publishCommand({ kind: 'wake' });
+    }
+  }
+
+  async #renewLeases(): Promise<void> {
+    if (this.#active.size === 0) return;
+    const runs = [...this.#active.values()].map((r) => ({ taskId: r.id, epoch: r.epoch }));
+    try {
+      const { lost, cancelRequested } = await this.store.renewLeases(this.owner, runs, this.#opts.leaseMs, Date.now());
+      for (const taskId of lost) this.#active.get(taskId)?.abort('lease_lost', 'lease lost', this.#opts.graceMs);
+      for (const { taskId, reason } of cancelRequested) this.#abortLocal(taskId, reason);
+    } catch (err) {
+      this.logger.error({ err }, 'taskstream: renewing leases failed');
+    }
+  }
+
+  async #sweep(): Promise<void> {
+    if (this.closed) return;
+    try {
+      const events = await this.store.recoverExpired(Date.now());
+      for (const e of events) this.bus.publishEvents(e.taskId, [e]);
+    } catch (err) {
+      this.logger.error({ err }, 'taskstream: recovering expired runs failed');
+    }
+    this.#schedule();
+  }
+}
+
+function normalizeRef(ref: TaskRef): { id: number; app?: string | undefined; type?: string | undefined } {
+  return typeof ref === 'number' ? { id: ref } : ref;
+}
+
+function runInfo(task: TaskRecord): RunInfo {
+  return { id: task.id, app: task.app, type: task.type, attempt: task.attempt };
+}
+
+async function validate(def: AnyTaskDefinition, input: unknown): Promise<unknown> {
+  const result = await (def.input as StandardSchemaV1)['~standard'].validate(input);
+  if (result.issues) {
+    const issues = result.issues.map((issue) => ({
+      path: (issue.path ?? []).map((p) => String(typeof p === 'object' ? p.key : p)).join('.'),
+      message: issue.message,
+    }));
+    throw new InputValidationError(`${def.app}/${def.type}`, issues);
+  }
+  return result.value;
+}
+
+export type { TaskDefinition };

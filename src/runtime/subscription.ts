@@ -1,0 +1,107 @@
+import { RuntimeClosedError } from '../errors.js';
+import type { EndReason, Hub, Sink } from '../hub/hub.js';
+import type { EventRecord } from '../store/types.js';
+
+/** An event as task code sent it, with its place in the log. */
+export interface TaskEvent {
+  readonly taskId: number;
+  readonly seq: number;
+  readonly type: string;
+  readonly data: Record<string, unknown>;
+  readonly at: Date;
+}
+
+/**
+ * `runtime.subscribe()`: the log after `afterSeq`, then live events, ending after the terminal
+ * event. Its buffer is bounded: when the reader falls `capacity` events behind, the hub detaches
+ * it, and once the reader has caught up it re-attaches at its own cursor, so the rest is read from
+ * the store. Nothing is lost and a reader that stops never holds memory or slows the task.
+ */
+export class Subscription implements AsyncIterableIterator<TaskEvent>, Sink {
+  readonly #hub: Hub;
+  readonly #taskId: number;
+  readonly #capacity: number;
+  readonly #signal: AbortSignal | undefined;
+  #queue: EventRecord[] = [];
+  #head = 0;
+  #cursor: number;
+  #state: 'live' | 'lagging' | 'ended' | 'closed' | 'failed' = 'live';
+  #detach: () => void;
+  #wake: (() => void) | undefined;
+
+  constructor(hub: Hub, taskId: number, afterSeq: number, capacity: number, signal: AbortSignal | undefined) {
+    this.#hub = hub;
+    this.#taskId = taskId;
+    this.#capacity = capacity;
+    this.#signal = signal;
+    this.#cursor = afterSeq;
+    signal?.addEventListener('abort', this.#onAbort, { once: true });
+    this.#detach = hub.attach(taskId, afterSeq, this);
+  }
+
+  event(event: EventRecord): boolean {
+    if (this.#queue.length - this.#head >= this.#capacity) return false;
+    this.#queue.push(event);
+    this.#wakeUp();
+    return true;
+  }
+
+  end(reason: EndReason): void {
+    this.#state = reason === 'terminal' ? 'ended' : reason === 'overflow' ? 'lagging' : reason === 'closed' ? 'closed' : 'failed';
+    this.#wakeUp();
+  }
+
+  async next(): Promise<IteratorResult<TaskEvent>> {
+    for (;;) {
+      this.#signal?.throwIfAborted();
+      if (this.#head < this.#queue.length) {
+        const e = this.#queue[this.#head++]!;
+        if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
+          this.#queue = this.#queue.slice(this.#head);
+          this.#head = 0;
+        }
+        this.#cursor = e.seq;
+        return { done: false, value: toTaskEvent(e) };
+      }
+      switch (this.#state) {
+        case 'ended': return this.return();
+        case 'closed': throw new RuntimeClosedError('stream task events');
+        case 'failed': throw new Error(`task ${this.#taskId}: the event stream failed; see the runtime's log`);
+        case 'lagging':
+          this.#state = 'live';
+          this.#detach = this.#hub.attach(this.#taskId, this.#cursor, this);
+          break;
+        case 'live':
+          await new Promise<void>((resolve) => (this.#wake = resolve));
+      }
+    }
+  }
+
+  async return(): Promise<IteratorResult<TaskEvent>> {
+    this.#detach();
+    if (this.#state === 'live' || this.#state === 'lagging') this.#state = 'ended';
+    this.#queue = [];
+    this.#head = 0;
+    this.#signal?.removeEventListener('abort', this.#onAbort);
+    return { done: true, value: undefined };
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  readonly #onAbort = (): void => {
+    this.#detach();
+    this.#wakeUp();
+  };
+
+  #wakeUp(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+}
+
+export function toTaskEvent(e: EventRecord): TaskEvent {
+  return { taskId: e.taskId, seq: e.seq, type: e.type, data: JSON.parse(e.json) as Record<string, unknown>, at: new Date(e.at) };
+}

@@ -1,0 +1,154 @@
+/**
+ * The store contract: task rows and each task's event log, behind operations named for what the
+ * runtime does with them. Every write that belongs to a run is fenced by the run's lease epoch, so
+ * a process that lost its lease cannot change the task.
+ */
+
+export type TaskStatus = 'pending' | 'running' | 'completed' | 'failed' | 'cancelled' | 'timed_out';
+export const TERMINAL_STATUSES: ReadonlySet<TaskStatus> = new Set(['completed', 'failed', 'cancelled', 'timed_out']);
+
+export interface TaskError {
+  readonly message: string;
+  readonly type: string;
+  readonly stack?: string | undefined;
+}
+
+export interface TaskRecord {
+  readonly id: number;
+  readonly app: string;
+  readonly type: string;
+  readonly status: TaskStatus;
+  readonly input: unknown;
+  /** How many runs have started (1 on the first run; interrupted and retried runs count). */
+  readonly attempt: number;
+  readonly createdAt: Date;
+  readonly startedAt: Date | null;
+  readonly finishedAt: Date | null;
+  readonly completedAt: Date | null;
+  readonly finalValue: unknown;
+  readonly error: TaskError | null;
+  readonly cancelReason: string | null;
+  readonly lastSeq: number;
+  readonly timeoutMs: number | null;
+  readonly idempotencyKey: string | null;
+}
+
+/** One stored event. `data` is the event's JSON object, serialised once when it was sent. */
+export interface EventRecord {
+  readonly taskId: number;
+  readonly seq: number;
+  readonly type: string;
+  readonly json: string;
+  /** Milliseconds since the epoch. */
+  readonly at: number;
+  /** The SSE frame, built once per process by the first stream that needs it. */
+  frame?: string;
+}
+
+export interface NewTask {
+  readonly app: string;
+  readonly type: string;
+  readonly input: unknown;
+  readonly timeoutMs: number | null;
+  readonly idempotencyKey: string | null;
+  readonly runAt: number;
+  readonly now: number;
+}
+
+export interface ClaimedRun {
+  readonly task: TaskRecord;
+  readonly epoch: number;
+}
+
+export interface NewEvent {
+  readonly taskId: number;
+  readonly epoch: number;
+  readonly seq: number;
+  readonly type: string;
+  readonly json: string;
+  readonly at: number;
+}
+
+/** The runtime-written event that goes with a state change, in the same transaction. */
+export interface StateEvent {
+  readonly type: string;
+  readonly json: string;
+}
+
+export interface FinishRun {
+  readonly taskId: number;
+  readonly epoch: number;
+  readonly status: 'completed' | 'failed' | 'cancelled' | 'timed_out';
+  readonly finalValue?: string | undefined;
+  readonly error?: TaskError | undefined;
+  readonly cancelReason?: string | undefined;
+  readonly event: StateEvent;
+  /** Refuse (with `cancelRequested`) when a cancel was recorded: cancel wins any race it was told it won. */
+  readonly unlessCancelRequested: boolean;
+  readonly now: number;
+}
+
+export type FinishResult =
+  | { readonly ok: true; readonly event: EventRecord }
+  | { readonly ok: false; readonly reason: 'fenced' }
+  | { readonly ok: false; readonly reason: 'cancel_requested'; readonly cancelReason: string };
+
+export interface RequeueRun {
+  readonly taskId: number;
+  readonly epoch: number;
+  readonly runAt: number;
+  readonly event: StateEvent;
+  readonly error?: TaskError | undefined;
+  readonly now: number;
+}
+
+export type CancelResult =
+  | { readonly found: false }
+  | { readonly found: true; readonly accepted: boolean; readonly status: TaskStatus; readonly event?: EventRecord };
+
+export interface ListFilter {
+  readonly app?: string | undefined;
+  readonly type?: string | undefined;
+  readonly status?: TaskStatus | undefined;
+  readonly limit: number;
+  /** Only tasks with a smaller id (the previous page's `next`). */
+  readonly before?: number | undefined;
+}
+
+export interface LeaseRenewal {
+  /** Runs whose lease this process no longer holds. */
+  readonly lost: readonly number[];
+  /** Runs with a cancel recorded in the store (a cancel from a process the bus did not reach). */
+  readonly cancelRequested: ReadonlyArray<{ readonly taskId: number; readonly reason: string }>;
+}
+
+export interface Store {
+  /** Applies pending migrations; safe to call from several processes. */
+  migrate(): Promise<void>;
+  createTask(task: NewTask): Promise<{ task: TaskRecord; created: boolean }>;
+  getTask(id: number): Promise<TaskRecord | undefined>;
+  listTasks(filter: ListFilter): Promise<{ tasks: TaskRecord[]; next: number | null }>;
+  /** Atomically moves up to `limit` runnable pending tasks of the given kinds (`app/type`) to running under a new lease. */
+  claimTasks(options: { owner: string; kinds: readonly string[]; limit: number; leaseMs: number; now: number }): Promise<ClaimedRun[]>;
+  renewLeases(owner: string, runs: ReadonlyArray<{ taskId: number; epoch: number }>, leaseMs: number, now: number): Promise<LeaseRenewal>;
+  /** Appends events in one transaction. Returns the task ids whose events were refused (lease lost). */
+  appendEvents(events: readonly NewEvent[]): Promise<number[]>;
+  finishRun(finish: FinishRun): Promise<FinishResult>;
+  /** Puts a run back to pending (retry, interruption) with its event; refused like `finishRun`. */
+  requeueRun(requeue: RequeueRun): Promise<FinishResult>;
+  /** Cancels a pending task at once; records the request on a running one; refuses a finished one. */
+  requestCancel(taskId: number, reason: string, now: number): Promise<CancelResult>;
+  /** Running tasks whose lease expired (their process died) go back to pending with an `interrupted` event. */
+  recoverExpired(now: number): Promise<EventRecord[]>;
+  /** Moves a pending task's next run to now. */
+  makeRunnable(taskId: number, now: number): Promise<boolean>;
+  /** Earliest `run_at` of a pending task of these kinds that is still in the future. */
+  nextRunAt(kinds: readonly string[], now: number): Promise<number | null>;
+  readEvents(taskId: number, afterSeq: number, limit: number): Promise<EventRecord[]>;
+  addSignal(taskId: number, name: string, payload: string, now: number): Promise<'added' | 'finished' | 'missing'>;
+  /** Removes and returns the oldest unconsumed signal of that name. */
+  takeSignal(taskId: number, name: string): Promise<string | undefined>;
+  /** Deletes finished tasks (and their events) that finished before `before`; with `dryRun`, only counts. */
+  prune(options: { before: number; dryRun: boolean }): Promise<number>;
+  close(): Promise<void>;
+}

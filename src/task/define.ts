@@ -1,0 +1,93 @@
+import type { StandardSchemaV1 } from '@standard-schema/spec';
+import type { Logger } from '../logger.js';
+import { NAME_PATTERN } from './names.js';
+
+/** What a run gets: one object carrying the abort signal and the ways to talk to watchers. */
+export interface RunContext {
+  /** Aborts on cancel, timeout, shutdown or lost lease; its reason is a `TaskAbortedError`. */
+  readonly signal: AbortSignal;
+  readonly task: { readonly id: number; readonly app: string; readonly type: string; readonly attempt: number };
+  readonly logger: Logger;
+  /**
+   * Appends an event to the task's log. Validation errors throw here, synchronously; the promise
+   * resolves once the event is stored (group commit), before any watcher sees it.
+   */
+  send(type: string, data?: object): Promise<void>;
+  /** `send('progress', data)`. */
+  progress(data: object): Promise<void>;
+  /** Sends each item of an async or sync iterable as a `progress` event; returns the last item. Stops on abort. */
+  iterate<T extends object>(items: AsyncIterable<T> | Iterable<T>): Promise<T | undefined>;
+  /** Resolves with the payload of the next `signal(ref, name, payload)`; pushed, never polled. */
+  waitForSignal<T = unknown>(name: string, options?: { signal?: AbortSignal }): Promise<T>;
+}
+
+export interface RetryPolicy {
+  /** Extra attempts after the first failure. */
+  readonly limit: number;
+  /** Delay before the first retry; doubled (by `factor`) for each next one. Default 1000. */
+  readonly backoffMs?: number;
+  readonly factor?: number;
+  readonly maxBackoffMs?: number;
+}
+
+export interface TaskDefinition<S extends StandardSchemaV1 = StandardSchemaV1, R = unknown> {
+  readonly app: string;
+  readonly type: string;
+  /** A Standard Schema (zod, valibot, arktype …) that validates and types the input. */
+  readonly input: S;
+  /** Run deadline; `create(…, { timeoutMs })` overrides it per task. */
+  readonly timeoutMs?: number;
+  /** How long a run that ignores its aborted signal is waited for before it is abandoned. Default 5000. */
+  readonly graceMs?: number;
+  readonly retries?: number | RetryPolicy;
+  readonly run: (ctx: RunContext, input: StandardSchemaV1.InferOutput<S>) => R | Promise<R>;
+}
+
+export type AnyTaskDefinition = TaskDefinition<StandardSchemaV1, unknown>;
+export type InputOf<D> = D extends TaskDefinition<infer S, unknown> ? StandardSchemaV1.InferInput<S> : never;
+export type ResultOf<D> = D extends TaskDefinition<StandardSchemaV1, infer R> ? Awaited<R> : never;
+
+/** Declares a task type. Checks its names and options at once, so mistakes surface at import time. */
+export function defineTask<S extends StandardSchemaV1, R>(definition: TaskDefinition<S, R>): TaskDefinition<S, R> {
+  const { app, type, input, timeoutMs, graceMs, retries, run } = definition;
+  for (const [what, name] of [['app', app], ['type', type]] as const) {
+    if (typeof name !== 'string' || !NAME_PATTERN.test(name)) {
+      throw new TypeError(`defineTask: ${what} ${JSON.stringify(name)} must match ${NAME_PATTERN.source}`);
+    }
+  }
+  if (input === null || typeof input !== 'object' || !('~standard' in input)) {
+    throw new TypeError(`defineTask ${app}/${type}: input must be a Standard Schema (for example a zod schema)`);
+  }
+  if (typeof run !== 'function') throw new TypeError(`defineTask ${app}/${type}: run must be a function`);
+  checkPositive(`${app}/${type} timeoutMs`, timeoutMs);
+  checkPositive(`${app}/${type} graceMs`, graceMs);
+  const policy = typeof retries === 'number' ? { limit: retries } : retries;
+  if (policy !== undefined) {
+    if (!Number.isInteger(policy.limit) || policy.limit < 0) {
+      throw new TypeError(`defineTask ${app}/${type}: retries must be a whole number >= 0`);
+    }
+    checkPositive(`${app}/${type} retries.backoffMs`, policy.backoffMs, true);
+    checkPositive(`${app}/${type} retries.maxBackoffMs`, policy.maxBackoffMs, true);
+    if (policy.factor !== undefined && !(policy.factor >= 1)) {
+      throw new TypeError(`defineTask ${app}/${type}: retries.factor must be >= 1`);
+    }
+  }
+  return Object.freeze({ ...definition });
+}
+
+export function retryPolicyOf(definition: AnyTaskDefinition): Required<RetryPolicy> {
+  const policy = typeof definition.retries === 'number' ? { limit: definition.retries } : definition.retries;
+  return {
+    limit: policy?.limit ?? 0,
+    backoffMs: policy?.backoffMs ?? 1000,
+    factor: policy?.factor ?? 2,
+    maxBackoffMs: policy?.maxBackoffMs ?? 60_000,
+  };
+}
+
+export function checkPositive(what: string, value: number | undefined, allowZero = false): void {
+  if (value === undefined) return;
+  if (!Number.isFinite(value) || value < 0 || (!allowZero && value === 0)) {
+    throw new TypeError(`${what} must be a ${allowZero ? 'non-negative' : 'positive'} number of milliseconds, got ${value}`);
+  }
+}
