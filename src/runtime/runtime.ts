@@ -180,9 +180,11 @@ export class Taskstream implements AsyncDisposable {
       throw new TypeError('create: runAt must be a valid Date');
     }
     const value = await validate(def, input);
+    const timeoutMs = options.timeoutMs ?? (typeof def.timeoutMs === 'function' ? def.timeoutMs(value) : undefined);
+    checkPositive(`${def.app}/${def.type} timeoutMs(input)`, timeoutMs);
     const now = Date.now();
     const result = await this.store.createTask({
-      app: def.app, type: def.type, input: value, timeoutMs: options.timeoutMs ?? null,
+      app: def.app, type: def.type, input: value, timeoutMs: timeoutMs ?? null,
       idempotencyKey: options.idempotencyKey ?? null, runAt: options.runAt?.getTime() ?? now, now,
     });
     if (result.created) {
@@ -451,7 +453,7 @@ export class Taskstream implements AsyncDisposable {
       writer: this.#writer, logger, maxEventBytes: this.#opts.maxEventBytes,
       takeSignal: (id, name) => this.store.takeSignal(id, name),
     });
-    const timeoutMs = run.task.timeoutMs ?? def.timeoutMs;
+    const timeoutMs = run.task.timeoutMs ?? (typeof def.timeoutMs === 'number' ? def.timeoutMs : undefined);
     const graceMs = def.graceMs ?? this.#opts.graceMs;
     const timer = timeoutMs === undefined ? undefined : setTimeout(() => run.abort('timeout', 'timeout', graceMs), timeoutMs);
     const settled = await run.settle((async () => def.run(ctx, run.task.input))());

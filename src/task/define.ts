@@ -35,8 +35,11 @@ export interface TaskDefinition<S extends StandardSchemaV1 = StandardSchemaV1, R
   readonly type: string;
   /** A Standard Schema (zod, valibot, arktype …) that validates and types the input. */
   readonly input: S;
-  /** Run deadline; `create(…, { timeoutMs })` overrides it per task. */
-  readonly timeoutMs?: number;
+  /**
+   * Run deadline in ms, or a function of the validated input giving it (for a task whose input
+   * carries its own deadline). `create(…, { timeoutMs })` overrides either per task.
+   */
+  readonly timeoutMs?: number | ((input: StandardSchemaV1.InferOutput<S>) => number | undefined);
   /** How long a run that ignores its aborted signal is waited for before it is abandoned. Default 5000. */
   readonly graceMs?: number;
   readonly retries?: number | RetryPolicy;
@@ -59,7 +62,7 @@ export function defineTask<S extends StandardSchemaV1, R>(definition: TaskDefini
     throw new TypeError(`defineTask ${app}/${type}: input must be a Standard Schema (for example a zod schema)`);
   }
   if (typeof run !== 'function') throw new TypeError(`defineTask ${app}/${type}: run must be a function`);
-  checkPositive(`${app}/${type} timeoutMs`, timeoutMs);
+  if (typeof timeoutMs !== 'function') checkPositive(`${app}/${type} timeoutMs`, timeoutMs);
   checkPositive(`${app}/${type} graceMs`, graceMs);
   const policy = typeof retries === 'number' ? { limit: retries } : retries;
   if (policy !== undefined) {
