@@ -46,7 +46,12 @@ export interface TaskDefinition<S extends StandardSchemaV1 = StandardSchemaV1, R
   readonly run: (ctx: RunContext, input: StandardSchemaV1.InferOutput<S>) => R | Promise<R>;
 }
 
-export type AnyTaskDefinition = TaskDefinition<StandardSchemaV1, unknown>;
+/**
+ * Any task definition, whatever its schema and result: what `createTaskstream({ tasks })` takes.
+ * `any`, not `StandardSchemaV1`/`unknown`: a definition's `run` and `timeoutMs(input)` take its typed
+ * input, and a function of a narrower parameter is not assignable to one of `unknown`.
+ */
+export type AnyTaskDefinition = TaskDefinition<any, any>;
 export type InputOf<D> = D extends TaskDefinition<infer S, unknown> ? StandardSchemaV1.InferInput<S> : never;
 export type ResultOf<D> = D extends TaskDefinition<StandardSchemaV1, infer R> ? Awaited<R> : never;
 
