@@ -19,3 +19,5 @@ export {
   TaskAbortedError, TaskNotFoundError, TaskStateError, TaskstreamError, UnknownTaskTypeError,
 } from './errors.js';
 export type { AbortKind, ErrorCode, ValidationIssue } from './errors.js';
+export { createFetchHandler, createHandler, encodeFrame } from './http/index.js';
+export type { FetchHandler, HttpOptions, NodeHandler, TaskJson } from './http/index.js';

@@ -1,0 +1,89 @@
+import type { Taskstream } from '../runtime/runtime.js';
+import { type HttpOptions, resolveHttpOptions, SSE_HEADERS, stripBase } from './options.js';
+import { type HttpRequest, route } from './routes.js';
+import { Heartbeat, SseSession, type SseTransport } from './sse-session.js';
+
+export type FetchHandler = (request: Request) => Promise<Response>;
+
+/**
+ * The same routes as a Fetch-API handler (`Request → Response`), for Hono, Next.js route handlers,
+ * Bun, Deno and anything else that speaks Fetch. SSE responses are a byte stream whose queue is
+ * bounded by `maxBufferedBytes`: a reader that falls behind is errored, and resumes by Last-Event-ID.
+ */
+export function createFetchHandler(runtime: Taskstream, options: HttpOptions = {}): FetchHandler {
+  const opts = resolveHttpOptions(options);
+  const heartbeat = new Heartbeat(opts.heartbeatMs);
+  return async (request) => {
+    const url = new URL(request.url);
+    const req: HttpRequest = {
+      method: request.method,
+      path: stripBase(url.pathname, opts.basePath),
+      query: url.searchParams,
+      basePath: opts.basePath,
+      header: (name) => request.headers.get(name) ?? undefined,
+      body: (limit) => readBody(request, limit),
+    };
+    const reply = await route(runtime, req, { maxBodyBytes: opts.maxBodyBytes, dashboard: opts.dashboard });
+    if (reply.kind === 'body') {
+      const body = request.method === 'HEAD' || reply.status === 204 ? null : reply.body;
+      return new Response(body as BodyInit | null, { status: reply.status, headers: reply.headers });
+    }
+    const encoder = new TextEncoder();
+    let session: SseSession | undefined;
+    const stream = new ReadableStream<Uint8Array>(
+      {
+        start(controller) {
+          let closed = false;
+          const transport: SseTransport = {
+            write: (chunk) => {
+              if (!closed) controller.enqueue(encoder.encode(chunk));
+            },
+            buffered: () => Math.max(0, opts.maxBufferedBytes - (controller.desiredSize ?? 0)),
+            end: () => {
+              if (!closed) controller.close();
+              closed = true;
+            },
+            destroy: () => {
+              if (!closed) controller.error(new Error('taskstream: slow reader dropped; resume with Last-Event-ID'));
+              closed = true;
+            },
+          };
+          session = new SseSession(transport, reply.task, opts, (s) => heartbeat.delete(s));
+          heartbeat.add(session);
+          session.start(runtime, reply.afterSeq);
+        },
+        cancel() {
+          session?.disconnected();
+        },
+      },
+      { highWaterMark: opts.maxBufferedBytes, size: (chunk) => chunk.byteLength },
+    );
+    request.signal.addEventListener('abort', () => session?.disconnected(), { once: true });
+    return new Response(stream, { status: 200, headers: SSE_HEADERS });
+  };
+}
+
+async function readBody(request: Request, limit: number): Promise<Uint8Array | 'too_large'> {
+  if (Number(request.headers.get('content-length') ?? 0) > limit) return 'too_large';
+  if (request.body === null) return new Uint8Array();
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel();
+      return 'too_large';
+    }
+    chunks.push(value);
+  }
+  const body = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    body.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return body;
+}

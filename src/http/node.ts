@@ -1,0 +1,112 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Taskstream } from '../runtime/runtime.js';
+import { type HttpOptions, resolveHttpOptions, SSE_HEADERS, stripBase } from './options.js';
+import { type HttpRequest, type Reply, route } from './routes.js';
+import { Heartbeat, SseSession, type SseTransport } from './sse-session.js';
+
+export type NodeHandler = (req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void) => void;
+
+/**
+ * The routes as a plain Node `(req, res)` handler: `http.createServer(createHandler(runtime))`, or
+ * mounted in Express (`app.use('/ts', handler)`, which strips the prefix itself) and Fastify.
+ */
+export function createHandler(runtime: Taskstream, options: HttpOptions = {}): NodeHandler {
+  const opts = resolveHttpOptions(options);
+  const heartbeat = new Heartbeat(opts.heartbeatMs);
+  return (req, res, next) => {
+    handle(runtime, opts, heartbeat, req, res).catch((err: unknown) => {
+      if (next) return next(err);
+      runtime.logger.error({ err }, 'taskstream http: request failed');
+      if (!res.headersSent) {
+        res.writeHead(500, { 'content-type': 'application/json; charset=utf-8' });
+        res.end(JSON.stringify({ error: 'internal', message: 'internal server error' }));
+      } else {
+        res.destroy();
+      }
+    });
+  };
+}
+
+async function handle(runtime: Taskstream, opts: ReturnType<typeof resolveHttpOptions>, heartbeat: Heartbeat, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://localhost');
+  // Express strips its mount path into req.baseUrl; otherwise strip `basePath` ourselves.
+  const mounted = (req as { baseUrl?: unknown }).baseUrl;
+  const basePath = typeof mounted === 'string' && mounted !== '' ? mounted : opts.basePath;
+  const request: HttpRequest = {
+    method: req.method ?? 'GET',
+    path: stripBase(url.pathname, opts.basePath),
+    query: url.searchParams,
+    basePath,
+    header: (name) => {
+      const value = req.headers[name];
+      return Array.isArray(value) ? value.join(', ') : value;
+    },
+    body: (limit) => readBody(req, limit),
+  };
+  const reply = await route(runtime, request, { maxBodyBytes: opts.maxBodyBytes, dashboard: opts.dashboard });
+  if (reply.kind === 'body') return send(req, res, reply);
+  startStream(runtime, opts, heartbeat, req, res, reply);
+}
+
+function send(req: IncomingMessage, res: ServerResponse, reply: Reply & { kind: 'body' }): void {
+  const headers: Record<string, string | number> = { ...reply.headers };
+  if (reply.status !== 204) headers['content-length'] = Buffer.byteLength(reply.body);
+  // A body we did not read (413) must not be parsed as the next request.
+  if (!req.complete) headers.connection = 'close';
+  res.writeHead(reply.status, headers);
+  res.end(req.method === 'HEAD' || reply.status === 204 ? undefined : reply.body);
+}
+
+function startStream(runtime: Taskstream, opts: ReturnType<typeof resolveHttpOptions>, heartbeat: Heartbeat, req: IncomingMessage, res: ServerResponse, reply: Reply & { kind: 'stream' }): void {
+  req.socket.setNoDelay(true);
+  req.socket.setTimeout(0);
+  res.writeHead(200, SSE_HEADERS);
+  let corked = false;
+  const transport: SseTransport = {
+    write(chunk) {
+      // Frames written in one tick (a group-commit batch) leave in one packet.
+      if (!corked) {
+        corked = true;
+        res.cork();
+        process.nextTick(() => {
+          corked = false;
+          res.uncork();
+        });
+      }
+      res.write(chunk);
+    },
+    buffered: () => res.writableLength + (res.socket?.writableLength ?? 0),
+    end: () => res.end(),
+    destroy: () => res.destroy(),
+  };
+  const session = new SseSession(transport, reply.task, opts, (s) => heartbeat.delete(s));
+  heartbeat.add(session);
+  res.on('close', () => session.disconnected());
+  session.start(runtime, reply.afterSeq);
+}
+
+function readBody(req: IncomingMessage, limit: number): Promise<Uint8Array | 'too_large'> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > limit) return Promise.resolve('too_large');
+  // A framework (Express with express.json(), Fastify) may have read the body already.
+  const parsed = (req as { body?: unknown }).body;
+  if (parsed !== undefined && req.readableEnded) {
+    return Promise.resolve(Buffer.from(typeof parsed === 'string' || parsed instanceof Uint8Array ? parsed : JSON.stringify(parsed)));
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.removeAllListeners('data');
+        req.pause();
+        resolve('too_large');
+      } else {
+        chunks.push(chunk);
+      }
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
