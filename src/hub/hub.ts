@@ -1,5 +1,6 @@
 import type { Bus } from '../bus/types.js';
 import type { EventRecord, Store } from '../store/types.js';
+import { TERMINAL_STATUSES } from '../store/types.js';
 import { TERMINAL_EVENTS } from '../task/names.js';
 
 /**
@@ -120,6 +121,12 @@ export class Hub {
       for (;;) {
         const rows = await this.#store.readEvents(taskId, watcher.cursor, REPLAY_PAGE);
         if (watcher.done) return;
+        if (rows.length === 0 && (await this.#endedBy(taskId, watcher.cursor))) {
+          // Attached at or past a finished task's last event (a reconnect after `complete`):
+          // nothing will ever be published again, so end now instead of waiting forever.
+          this.#finish(taskId, watcher, 'terminal');
+          return;
+        }
         for (const e of rows) {
           if (e.seq !== watcher.cursor + 1) continue;
           if (!this.#deliver(taskId, watcher, e)) return;
@@ -144,6 +151,15 @@ export class Hub {
       this.#onError(err);
       this.#finish(taskId, watcher, 'error');
     }
+  }
+
+  /**
+   * Whether the task is finished with no event after `cursor`. The terminal event is written in the
+   * same transaction as the status, so a finished task's log is complete up to its `lastSeq`.
+   */
+  async #endedBy(taskId: number, cursor: number): Promise<boolean> {
+    const task = await this.#store.getTask(taskId);
+    return task !== undefined && TERMINAL_STATUSES.has(task.status) && task.lastSeq <= cursor;
   }
 
   /** Hands one event over; returns false once the watcher is done (terminal, overflow). */
