@@ -1,0 +1,85 @@
+/**
+ * `migrate` and `cleanup`: work on the database file directly, no server needed.
+ */
+import Database from 'better-sqlite3';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { sqliteStore } from '../index.js';
+import { UsageError } from './args.js';
+
+export interface DbOptions {
+  readonly db: string;
+}
+
+/** Rejects what this build cannot open, before anything touches the disk. */
+export function checkDbPath(db: string): string {
+  if (/^postgres(ql)?:\/\//.test(db)) throw new UsageError(`--db ${db}: PostgreSQL stores are not available in this build; use a SQLite file path`);
+  return db === ':memory:' ? db : resolve(db);
+}
+
+/** Applies pending migrations; prints each one applied, or that the schema was current. */
+export async function migrate(options: DbOptions, out: (line: string) => void): Promise<void> {
+  const path = checkDbPath(options.db);
+  const before = appliedMigrations(path);
+  const store = sqliteStore(path);
+  try {
+    await store.migrate();
+  } finally {
+    await store.close();
+  }
+  const after = appliedMigrations(path);
+  const applied = after.filter((m) => !before.some((b) => b.version === m.version));
+  for (const m of applied) out(`taskstream: applied migration ${m.name}`);
+  const latest = after.at(-1);
+  out(applied.length === 0
+    ? `taskstream: ${path} is up to date (schema version ${latest?.version ?? 0}); nothing to apply`
+    : `taskstream: ${path} migrated to schema version ${latest?.version ?? 0} (${applied.length} applied)`);
+}
+
+export interface CleanupOptions extends DbOptions {
+  readonly olderThan: number;
+  readonly dryRun?: boolean;
+}
+
+/**
+ * Deletes finished tasks (and their events) that finished more than `olderThan` ms ago. The count
+ * printed is the store's own: what it would delete (dry run) or what it deleted.
+ */
+export async function cleanup(options: CleanupOptions, out: (line: string) => void): Promise<void> {
+  const path = checkDbPath(options.db);
+  if (path !== ':memory:' && !existsSync(path)) throw new Error(`no database at ${path} (nothing to clean up)`);
+  const store = sqliteStore(path);
+  try {
+    await store.migrate();
+    const count = await store.prune({ before: Date.now() - options.olderThan, dryRun: options.dryRun ?? false });
+    const what = count === 1 ? 'finished task' : 'finished tasks';
+    out(options.dryRun
+      ? `taskstream: would delete ${count} ${what} older than ${formatDuration(options.olderThan)} (dry run)`
+      : `taskstream: deleted ${count} ${what} older than ${formatDuration(options.olderThan)}`);
+  } finally {
+    await store.close();
+  }
+}
+
+/**
+ * The migrations recorded in the file, read through a separate read-only connection: the store's
+ * `migrate()` does not say what it applied, so the difference before/after is what it did.
+ */
+function appliedMigrations(path: string): Array<{ version: number; name: string }> {
+  if (path === ':memory:' || !existsSync(path)) return [];
+  const db = new Database(path, { readonly: true, fileMustExist: true });
+  try {
+    const table = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").get();
+    if (table === undefined) return [];
+    return db.prepare('SELECT version, name FROM schema_migrations ORDER BY version').all() as Array<{ version: number; name: string }>;
+  } finally {
+    db.close();
+  }
+}
+
+function formatDuration(ms: number): string {
+  for (const [unit, size] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
+    if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
+}

@@ -1,0 +1,178 @@
+/**
+ * `serve`: opens the store, starts the runtime with the example tasks (and/or the user's), serves
+ * the HTTP handler, and shuts down gracefully on SIGTERM/SIGINT. The only place in the package
+ * that installs signal handlers.
+ *
+ * Lifecycle (one stdout line per step, never per event):
+ *   store opened → listening → [signal] shutdown started → drained → closed → exit 0
+ * A second signal during shutdown exits at once with code 130.
+ */
+import { createServer, type Server } from 'node:http';
+import { connect } from 'node:net';
+import { lstatSync, unlinkSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { pino } from 'pino';
+import { exampleTasks } from '../../examples/tasks.js';
+import { createHandler } from '../http/index.js';
+import { createTaskstream, sqliteStore, type AnyTaskDefinition, type Logger, type Taskstream } from '../index.js';
+import { EXIT, UsageError, reason } from './args.js';
+import { checkDbPath } from './db.js';
+import { loadTaskModule } from './load-tasks.js';
+
+export interface ServeOptions {
+  readonly port: number;
+  readonly host: string;
+  readonly socket?: string;
+  readonly db: string;
+  readonly tasks?: string;
+  readonly examples: boolean;
+  readonly shutdownTimeout: number;
+  readonly concurrency?: number;
+  readonly insecure?: boolean;
+  readonly logLevel: string;
+}
+
+export interface Io {
+  readonly out: (line: string) => void;
+  readonly err: (line: string) => void;
+}
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost', '::ffff:127.0.0.1']);
+
+/** Runs the server until a signal has shut it down; resolves with the process's exit code. */
+export async function serve(options: ServeOptions, io: Io): Promise<number> {
+  const dbPath = checkDbPath(options.db);
+  if (options.socket === undefined && !LOOPBACK.has(options.host) && !/^127\./.test(options.host) && options.insecure !== true) {
+    throw new UsageError(`--host ${options.host}: refusing to serve an open server beyond loopback; pass --insecure to do it anyway`);
+  }
+  const tasks: AnyTaskDefinition[] = options.examples ? [...exampleTasks] : [];
+  if (options.tasks !== undefined) tasks.push(...(await loadTaskModule(options.tasks)));
+  if (tasks.length === 0) throw new UsageError('no task types to serve: --no-examples needs --tasks MODULE');
+
+  const logger = pino({ name: 'taskstream', level: options.logLevel }, pino.destination({ fd: 2, sync: true })) as Logger;
+  const runtime = await createTaskstream({ store: sqliteStore(dbPath), tasks, logger, concurrency: options.concurrency });
+  io.out(`taskstream: store ${dbPath} opened and migrated`);
+  io.out(`taskstream: ${tasks.length} task types: ${tasks.map((t) => `${t.app}/${t.type}`).join(', ')}`);
+  logTaskLifecycle(runtime, logger);
+
+  const server = createServer(createHandler(runtime));
+  try {
+    io.out(`taskstream: listening on ${await listen(server, options)}`);
+  } catch (err) {
+    await runtime.close({ timeoutMs: 0 }).catch(() => {});
+    throw err;
+  }
+  return new Promise<number>((done) => {
+    let shuttingDown = false;
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (shuttingDown) {
+        io.err(`taskstream: second ${signal}; exiting now without a clean drain (exit ${EXIT.forced})`);
+        process.exit(EXIT.forced);
+      }
+      shuttingDown = true;
+      void shutdown(server, runtime, options, io, signal).then((code) => {
+        process.off('SIGTERM', onSignal);
+        process.off('SIGINT', onSignal);
+        done(code);
+      });
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+}
+
+/** Stop accepting, drain the runtime (runs back to pending, streams ended), close the server. */
+async function shutdown(server: Server, runtime: Taskstream, options: ServeOptions, io: Io, signal: string): Promise<number> {
+  const running = runtime.stats.running;
+  io.out(`taskstream: shutdown started (${signal}); ${running} running, waiting up to ${options.shutdownTimeout} ms`);
+  let code: number = EXIT.ok;
+  const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
+  let interrupted = 0;
+  const off = runtime.on('task:requeued', (info) => {
+    if (info.reason === 'shutdown') interrupted++;
+  });
+  try {
+    await runtime.close({ timeoutMs: options.shutdownTimeout });
+    io.out(`taskstream: drained (${interrupted} runs put back to pending, open streams ended)`);
+  } catch (err) {
+    io.err(`taskstream: shutdown failed: ${reason(err)}`);
+    code = EXIT.failure;
+  } finally {
+    off();
+  }
+  // Streams have ended; idle keep-alive sockets are closed by server.close(). A client that
+  // still holds a request open after the drain is cut off rather than waited for.
+  server.closeIdleConnections();
+  const cut = setTimeout(() => server.closeAllConnections(), 1000);
+  await serverClosed;
+  clearTimeout(cut);
+  if (options.socket !== undefined) removeFile(resolve(options.socket));
+  io.out(`taskstream: closed (exit ${code})`);
+  return code;
+}
+
+/** Binds a TCP port or a Unix socket; resolves with the address clients should use. */
+async function listen(server: Server, options: ServeOptions): Promise<string> {
+  if (options.socket !== undefined) {
+    const path = resolve(options.socket);
+    await removeStaleSocket(path);
+    await new Promise<void>((ok, fail) => {
+      server.once('error', fail);
+      server.listen(path, () => {
+        server.off('error', fail);
+        ok();
+      });
+    });
+    return `unix:${path}`;
+  }
+  await new Promise<void>((ok, fail) => {
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      fail(err.code === 'EADDRINUSE' ? new Error(`${options.host}:${options.port} is already in use; pick another --port (0 picks a free one)`) : err);
+    });
+    server.listen(options.port, options.host, () => ok());
+  });
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('server has no TCP address');
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return `http://${host}:${address.port}`;
+}
+
+/**
+ * A socket file left by a process that died is removed; one a live server still answers on is
+ * not (that is a configuration mistake, not something to take over).
+ */
+async function removeStaleSocket(path: string): Promise<void> {
+  let isSocket: boolean;
+  try {
+    isSocket = lstatSync(path).isSocket();
+  } catch {
+    return;
+  }
+  if (!isSocket) throw new UsageError(`--socket ${path}: exists and is not a socket; refusing to replace it`);
+  const live = await new Promise<boolean>((answer) => {
+    const probe = connect(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      answer(true);
+    });
+    probe.once('error', () => answer(false));
+  });
+  if (live) throw new Error(`--socket ${path}: another server is listening on it`);
+  removeFile(path);
+}
+
+function removeFile(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+}
+
+/** Per-task lines go to the log at debug level only; stdout carries lifecycle lines alone. */
+function logTaskLifecycle(runtime: Taskstream, logger: Logger): void {
+  runtime.on('task:started', (info) => logger.debug(info, 'task started'));
+  runtime.on('task:finished', (info) => logger.debug(info, 'task finished'));
+  runtime.on('task:requeued', (info) => logger.debug(info, 'task requeued'));
+  runtime.on('task:abandoned', (info) => logger.warn(info, 'task abandoned'));
+}
