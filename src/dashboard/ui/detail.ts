@@ -1,0 +1,187 @@
+/**
+ * The task view: one task's status, progress, outcome and event log, live. Opening a task replays
+ * its whole log from seq 1 and then follows it; the log is appended to, never rebuilt, and at
+ * most MAX_LOG_ROWS rows stay in the page so a task with a huge log cannot freeze it.
+ */
+import type { Backend } from './api.js';
+import { describeError } from './api.js';
+import { append, byId, clear, clock, duration, h, preview, progressBar, statusBadge } from './dom.js';
+import type { StreamEvent, TaskRef } from './model.js';
+import { isTerminal, keyOf, TERMINAL_EVENTS } from './model.js';
+import type { TaskWatch, Watches } from './watch.js';
+
+const MAX_LOG_ROWS = 2000;
+
+const LINK_TEXT = {
+  connecting: 'connecting…',
+  live: 'live',
+  reconnecting: 'connection lost — reconnecting',
+  ended: 'finished',
+  failed: 'stopped',
+} as const;
+
+export class TaskView {
+  readonly #backend: Backend;
+  readonly #watches: Watches;
+  readonly #root = byId('task-view');
+  readonly #empty = byId('task-none');
+  readonly #title = byId('tv-title');
+  readonly #status = byId('tv-status');
+  readonly #link = byId('tv-link');
+  readonly #cancel = byId<HTMLButtonElement>('tv-cancel');
+  readonly #meta = byId('tv-meta');
+  readonly #outcome = byId('tv-outcome');
+  readonly #input = byId('tv-input');
+  readonly #log = byId<HTMLTableSectionElement>('tv-log');
+  readonly #logBox = byId('tv-logbox');
+  readonly #logNote = byId('tv-lognote');
+  readonly #error = byId('tv-error');
+  readonly #bar = progressBar();
+  #watch: TaskWatch | undefined;
+  #unlisten: (() => void) | undefined;
+  #hidden = 0;
+
+  constructor(backend: Backend, watches: Watches) {
+    this.#backend = backend;
+    this.#watches = watches;
+    byId('tv-progress').append(this.#bar.el);
+    this.#cancel.addEventListener('click', () => void this.#doCancel());
+  }
+
+  get current(): TaskRef | undefined {
+    return this.#watch?.ref;
+  }
+
+  open(ref: TaskRef): void {
+    if (this.#watch && keyOf(this.#watch.ref) === keyOf(ref)) return;
+    this.close();
+    this.#root.hidden = false;
+    this.#empty.hidden = true;
+    this.#title.replaceChildren(h('span', { class: 'muted' }, `${ref.app} / `), ref.type, h('span', { class: 'muted' }, ` #${ref.id}`));
+    clear(this.#log);
+    clear(this.#outcome);
+    clear(this.#input);
+    this.#hidden = 0;
+    this.#logNote.hidden = true;
+    this.#outcome.hidden = true;
+    this.#error.hidden = true;
+    this.#watch = this.#watches.acquire(ref);
+    this.#unlisten = this.#watch.listen((watch, fresh) => this.#update(watch, fresh));
+  }
+
+  close(): void {
+    this.#unlisten?.();
+    if (this.#watch) this.#watches.release(this.#watch);
+    this.#watch = undefined;
+    this.#unlisten = undefined;
+    this.#root.hidden = true;
+    this.#empty.hidden = false;
+  }
+
+  /** Repaints the durations of a running task. */
+  tick(): void {
+    if (this.#watch) this.#paintMeta(this.#watch);
+  }
+
+  #update(watch: TaskWatch, fresh: readonly StreamEvent[]): void {
+    const status = watch.status;
+    this.#root.dataset.status = status;
+    if (this.#status.firstElementChild?.getAttribute('data-status') !== status) this.#status.replaceChildren(statusBadge(status));
+    this.#bar.set(status === 'completed' ? 1 : (watch.progress ?? (status === 'running' ? undefined : 0)), status);
+    this.#link.textContent = watch.link === 'failed' ? `stopped: ${watch.failure ?? ''}` : LINK_TEXT[watch.link];
+    this.#link.dataset.link = watch.link;
+    if (watch.link === 'reconnecting') this.#link.textContent += ` (resumes after #${watch.lastSeq})`;
+    this.#cancel.hidden = isTerminal(status);
+    this.#paintMeta(watch);
+    if (watch.task && !this.#input.hasChildNodes()) this.#input.append(h('pre', {}, preview(watch.task.input, 20_000, 2)));
+    this.#appendEvents(fresh);
+    this.#paintOutcome(watch);
+  }
+
+  #paintMeta(watch: TaskWatch): void {
+    const t = watch.task;
+    const item = (label: string, value: string): HTMLElement[] => [h('dt', {}, label), h('dd', {}, value)];
+    clear(this.#meta);
+    append(
+      this.#meta,
+      ...item('Created', t ? new Date(t.created_at).toLocaleString() : '—'),
+      ...item('Run time', t ? duration(t.started_at, t.finished_at ?? (isTerminal(watch.status) ? lastAt(watch) : null)) : '—'),
+      ...item('Attempt', t ? String(t.attempt) : '—'),
+      ...item('Events', String(watch.lastSeq)),
+    );
+  }
+
+  #paintOutcome(watch: TaskWatch): void {
+    if (!isTerminal(watch.status) || this.#outcome.dataset.for === `${keyOf(watch.ref)}:${watch.task?.finished_at ?? ''}`) return;
+    const last = watch.events.at(-1);
+    const terminal = last && TERMINAL_EVENTS[last.type] !== undefined ? last : undefined;
+    const t = watch.task;
+    clear(this.#outcome);
+    this.#outcome.hidden = false;
+    this.#outcome.dataset.for = `${keyOf(watch.ref)}:${t?.finished_at ?? ''}`;
+    this.#outcome.className = `outcome outcome-${watch.status}`;
+    if (watch.status === 'completed') {
+      const value = terminal ? terminal.data.final_value : t?.final_value;
+      this.#outcome.append(h('h3', {}, 'Result'), h('pre', { id: 'tv-result' }, preview(value, 50_000, 2)));
+    } else if (watch.status === 'failed') {
+      const message = typeof terminal?.data.message === 'string' ? terminal.data.message : (t?.error?.message ?? 'failed');
+      const kind = typeof terminal?.data.error_type === 'string' ? terminal.data.error_type : (t?.error?.type ?? 'Error');
+      this.#outcome.append(h('h3', {}, 'Error'), h('pre', { id: 'tv-result' }, `${kind}: ${message}`));
+    } else {
+      const message = typeof terminal?.data.message === 'string' ? terminal.data.message : watch.status;
+      const reason = terminal?.data.reason ?? t?.cancel_reason;
+      this.#outcome.append(h('h3', {}, watch.status === 'cancelled' ? 'Cancelled' : 'Timed out'), h('pre', { id: 'tv-result' }, reason ? `${message} (${String(reason)})` : message));
+    }
+  }
+
+  #appendEvents(fresh: readonly StreamEvent[]): void {
+    if (fresh.length === 0) return;
+    const box = this.#logBox;
+    const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
+    const rows = document.createDocumentFragment();
+    for (const event of fresh.slice(-MAX_LOG_ROWS)) {
+      const kind = TERMINAL_EVENTS[event.type] !== undefined ? 'terminal' : event.type === 'progress' ? 'progress' : 'other';
+      rows.append(
+        h(
+          'tr',
+          { 'data-seq': event.seq, class: `ev-${kind}` },
+          h('td', { class: 'num muted' }, event.seq),
+          h('td', { class: 'muted' }, clock(event.at)),
+          h('td', {}, h('span', { class: `ev ev-type-${event.type}` }, event.type)),
+          h('td', { class: 'data' }, preview(event.data, 600)),
+        ),
+      );
+    }
+    this.#log.append(rows);
+    this.#hidden += Math.max(0, fresh.length - MAX_LOG_ROWS);
+    while (this.#log.rows.length > MAX_LOG_ROWS) {
+      this.#log.rows[0]?.remove();
+      this.#hidden++;
+    }
+    this.#logNote.hidden = this.#hidden === 0;
+    this.#logNote.textContent = `${this.#hidden} earlier events are not shown.`;
+    if (atBottom) box.scrollTop = box.scrollHeight;
+  }
+
+  async #doCancel(): Promise<void> {
+    const ref = this.#watch?.ref;
+    if (!ref) return;
+    this.#cancel.disabled = true;
+    this.#cancel.textContent = 'Cancelling…';
+    this.#error.hidden = true;
+    try {
+      await this.#backend.cancel(ref);
+    } catch (err) {
+      this.#error.textContent = `Could not cancel: ${describeError(err).join(' ')}`;
+      this.#error.hidden = false;
+    } finally {
+      this.#cancel.disabled = false;
+      this.#cancel.textContent = 'Cancel';
+    }
+  }
+}
+
+function lastAt(watch: TaskWatch): string | null {
+  const last = watch.events.at(-1);
+  return last ? new Date(last.at).toISOString() : null;
+}
