@@ -5,7 +5,7 @@ import type { exampleTasks } from '../../examples/tasks.js';
 import { createClient, TaskstreamClientError, type TaskstreamClient } from '../../src/client/index.js';
 import { collect, startServer, type TestServer } from './fixtures/server.js';
 
-describe('client REST', { timeout: 15_000 }, () => {
+void describe('client REST', { timeout: 15_000 }, () => {
   let srv: TestServer;
   let client: TaskstreamClient<typeof exampleTasks>;
   before(async () => {
@@ -14,7 +14,7 @@ describe('client REST', { timeout: 15_000 }, () => {
   });
   after(() => srv.close());
 
-  test('create returns the task JSON; get finds it by string, object and task JSON', async () => {
+  void test('create returns the task JSON; get finds it by string, object and task JSON', async () => {
     const task = await client.create('examples/ExampleTask', { message: 'hi', steps: 1, delay_ms: 1 });
     assert.equal(task.app, 'examples');
     assert.equal(task.type, 'ExampleTask');
@@ -33,13 +33,13 @@ describe('client REST', { timeout: 15_000 }, () => {
     assert.equal(done.final_value, 'Completed processing: hi');
   });
 
-  test('idempotencyKey returns the first task', async () => {
+  void test('idempotencyKey returns the first task', async () => {
     const first = await client.create('examples/ExampleTask', { steps: 0 }, { idempotencyKey: 'client-key-1' });
     const second = await client.create('examples/ExampleTask', { steps: 0 }, { idempotencyKey: 'client-key-1' });
     assert.equal(second.id, first.id);
   });
 
-  test('list filters and pages newest first', async () => {
+  void test('list filters and pages newest first', async () => {
     const made = [];
     for (let i = 0; i < 3; i++) made.push(await client.create('examples/SyncGeneratorTask', { items: [i] }));
     const page1 = await client.list({ app: 'examples', type: 'SyncGeneratorTask', limit: 2 });
@@ -51,7 +51,7 @@ describe('client REST', { timeout: 15_000 }, () => {
     assert.ok(all.tasks.length >= 3);
   });
 
-  test('cancel answers {cancelled:true} while running and {cancelled:false} once ended (409 is not an error)', async () => {
+  void test('cancel answers {cancelled:true} while running and {cancelled:false} once ended (409 is not an error)', async () => {
     const task = await client.create('examples/ContinueTask', { timeout_ms: 60_000 });
     const first = await client.cancel(task, 'client test');
     assert.equal(first.cancelled, true);
@@ -63,7 +63,7 @@ describe('client REST', { timeout: 15_000 }, () => {
     assert.deepEqual(again, { cancelled: false, status: 'cancelled' });
   });
 
-  test('signal is delivered to a waiting task; after the end it answers {delivered:false}', async () => {
+  void test('signal is delivered to a waiting task; after the end it answers {delivered:false}', async () => {
     const task = await client.create('examples/ContinueTask', { timeout_ms: 60_000 });
     const events = [];
     for await (const event of client.stream(task)) {
@@ -75,7 +75,7 @@ describe('client REST', { timeout: 15_000 }, () => {
     assert.deepEqual(await client.signal(task, 'continue'), { delivered: false, status: 'completed' });
   });
 
-  test('errors are typed with the status and the server code', async () => {
+  void test('errors are typed with the status and the server code', async () => {
     const unknownType = await client.create('examples/NoSuchTask' as 'examples/ExampleTask', {}).catch((e: unknown) => e);
     assert.ok(unknownType instanceof TaskstreamClientError);
     assert.equal(unknownType.status, 404);
@@ -103,14 +103,14 @@ describe('client REST', { timeout: 15_000 }, () => {
     assert.deepEqual([badFilter.status, badFilter.code], [400, 'bad_filter']);
   });
 
-  test('bad refs and kinds throw TypeError before any request', async () => {
+  void test('bad refs and kinds throw TypeError before any request', async () => {
     assert.throws(() => client.stream('examples/ExampleTask'), TypeError);
     await assert.rejects(client.get('examples/ExampleTask/0'), TypeError);
     await assert.rejects(client.get({ app: 'examples', type: '', id: 1 }), TypeError);
     await assert.rejects(client.create('ExampleTask' as 'examples/ExampleTask', {}), TypeError);
   });
 
-  test('headers (static or per request) and a custom fetch are used', async () => {
+  void test('headers (static or per request) and a custom fetch are used', async () => {
     const seen: Array<string | null> = [];
     let n = 0;
     const custom = createClient({

@@ -7,7 +7,7 @@ import {
 } from '../../src/client/index.js';
 import { startPlainServer, startServer, within, type TestServer } from './fixtures/server.js';
 
-describe('client.result', { timeout: 15_000 }, () => {
+void describe('client.result', { timeout: 15_000 }, () => {
   let srv: TestServer;
   let client: TaskstreamClient<typeof exampleTasks>;
   before(async () => {
@@ -16,7 +16,7 @@ describe('client.result', { timeout: 15_000 }, () => {
   });
   after(() => srv.close());
 
-  test('resolves with the final value of a running task, and of a finished one (from its task JSON)', async () => {
+  void test('resolves with the final value of a running task, and of a finished one (from its task JSON)', async () => {
     const task = await client.create('examples/ExampleTask', { message: 'done', steps: 3, delay_ms: 5 });
     assert.equal(await within(5000, client.result(task), 'result'), 'Completed processing: done');
     const streamsBefore = srv.streams.length;
@@ -26,7 +26,7 @@ describe('client.result', { timeout: 15_000 }, () => {
     assert.deepEqual(await within(5000, client.result(sync), 'result'), { index: 1, item: 'b', processed: 'Processed: b' });
   });
 
-  test('rejects with TaskCancelledError when the task is cancelled', async () => {
+  void test('rejects with TaskCancelledError when the task is cancelled', async () => {
     const task = await client.create('examples/ContinueTask', { timeout_ms: 60_000 });
     const outcome = client.result(task).catch((e: unknown) => e);
     // Cancel once result() is watching the stream, so the rejection comes from the `cancelled` event.
@@ -44,7 +44,7 @@ describe('client.result', { timeout: 15_000 }, () => {
     assert.equal(again.reason, 'user pressed stop');
   });
 
-  test('rejects with TaskTimedOutError when the task times out', async () => {
+  void test('rejects with TaskTimedOutError when the task times out', async () => {
     const task = await client.create('examples/ContinueTask', { timeout_ms: 50 });
     const err = await within(5000, client.result(task).catch((e: unknown) => e), 'result');
     assert.ok(err instanceof TaskTimedOutError, String(err));
@@ -54,7 +54,7 @@ describe('client.result', { timeout: 15_000 }, () => {
     assert.ok(again instanceof TaskTimedOutError);
   });
 
-  test('rejects with TaskFailedError when the task throws (HttpFetchTask against a 500)', async () => {
+  void test('rejects with TaskFailedError when the task throws (HttpFetchTask against a 500)', async () => {
     await using upstream = await startPlainServer((_req, res) => {
       res.writeHead(500, { 'content-type': 'application/json' });
       res.end('{"error":"boom"}');
@@ -70,7 +70,7 @@ describe('client.result', { timeout: 15_000 }, () => {
     assert.equal(again.errorType, 'Error');
   });
 
-  test('resolves with the parsed JSON of an HttpFetchTask', async () => {
+  void test('resolves with the parsed JSON of an HttpFetchTask', async () => {
     await using upstream = await startPlainServer((_req, res) => {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end('{"ok":true,"n":[1,2]}');
@@ -79,7 +79,7 @@ describe('client.result', { timeout: 15_000 }, () => {
     assert.deepEqual(await within(5000, client.result(task), 'result'), { ok: true, n: [1, 2] });
   });
 
-  test('a missing task rejects with a 404 TaskstreamClientError', async () => {
+  void test('a missing task rejects with a 404 TaskstreamClientError', async () => {
     const err = await client.result('examples/ExampleTask/999999').catch((e: unknown) => e);
     assert.ok(err instanceof TaskstreamClientError);
     assert.equal(err.status, 404);

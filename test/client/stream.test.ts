@@ -7,7 +7,7 @@ import { collect, startPlainServer, startServer, within, type TestServer } from 
 
 const EXAMPLE_TYPES = ['start', 'progress', 'progress', 'progress', 'complete'];
 
-describe('client.stream', { timeout: 15_000 }, () => {
+void describe('client.stream', { timeout: 15_000 }, () => {
   let srv: TestServer;
   let client: TaskstreamClient<typeof exampleTasks>;
   before(async () => {
@@ -16,7 +16,7 @@ describe('client.stream', { timeout: 15_000 }, () => {
   });
   after(() => srv.close());
 
-  test('yields every event of an ExampleTask in order, then ends after complete', async () => {
+  void test('yields every event of an ExampleTask in order, then ends after complete', async () => {
     const task = await client.create('examples/ExampleTask', { message: 'm', steps: 3, delay_ms: 5 });
     const events = await collect(client.stream(task));
     assert.deepEqual(events.map((e) => e.type), EXAMPLE_TYPES);
@@ -30,7 +30,7 @@ describe('client.stream', { timeout: 15_000 }, () => {
     assert.equal(srv.streams.filter((s) => s.path.endsWith(`/${task.id}`)).length, 1);
   });
 
-  test('a finished task replays its log; lastEventId resumes after it; at the end it stops at once (204)', async () => {
+  void test('a finished task replays its log; lastEventId resumes after it; at the end it stops at once (204)', async () => {
     const task = await client.create('examples/ExampleTask', { steps: 3, delay_ms: 0 });
     const all = await collect(client.stream(task));
     assert.deepEqual(all.map((e) => e.seq), [1, 2, 3, 4, 5]);
@@ -42,7 +42,7 @@ describe('client.stream', { timeout: 15_000 }, () => {
     assert.deepEqual(requests.map((r) => r.lastEventId), [undefined, '3', '5']);
   });
 
-  test('resumes with Last-Event-ID after the server drops the connection, without gap or duplicate', async () => {
+  void test('resumes with Last-Event-ID after the server drops the connection, without gap or duplicate', async () => {
     const task = await client.create('examples/ContinueTask', { timeout_ms: 60_000 });
     const events: StreamEvent[] = [];
     const mine = (r: { path: string }): boolean => r.path.endsWith(`/${task.id}`);
@@ -61,7 +61,7 @@ describe('client.stream', { timeout: 15_000 }, () => {
     assert.deepEqual(srv.streams.filter(mine).map((r) => r.lastEventId), [undefined, '1']);
   });
 
-  test('resumes across repeated drops of a running ExampleTask, each time after the last event it yielded', async () => {
+  void test('resumes across repeated drops of a running ExampleTask, each time after the last event it yielded', async () => {
     const task = await client.create('examples/ExampleTask', { steps: 4, delay_ms: 20 });
     const mine = (r: { path: string }): boolean => r.path.endsWith(`/${task.id}`);
     const events: StreamEvent[] = [];
@@ -77,7 +77,7 @@ describe('client.stream', { timeout: 15_000 }, () => {
     assert.ok(resumed.every((id, i) => seqs.includes(id) && (i === 0 || id >= resumed[i - 1]!)), `Last-Event-IDs ${resumed.join(',')}`);
   });
 
-  test('aborting the signal closes the connection at once and throws the reason', async () => {
+  void test('aborting the signal closes the connection at once and throws the reason', async () => {
     const task = await client.create('examples/ContinueTask', { timeout_ms: 60_000 });
     const controller = new AbortController();
     const reason = new Error('stop watching');
@@ -99,7 +99,7 @@ describe('client.stream', { timeout: 15_000 }, () => {
     await client.cancel(task);
   });
 
-  test('breaking out of the loop closes the connection', async () => {
+  void test('breaking out of the loop closes the connection', async () => {
     const task = await client.create('examples/ContinueTask', { timeout_ms: 60_000 });
     for await (const event of client.stream(task)) if (event.type === 'started') break;
     const request = srv.streams.find((r) => r.path.endsWith(`/${task.id}`))!;
@@ -107,7 +107,7 @@ describe('client.stream', { timeout: 15_000 }, () => {
     await client.cancel(task);
   });
 
-  test('404 and 400 throw typed errors without retrying', async () => {
+  void test('404 and 400 throw typed errors without retrying', async () => {
     const before = srv.streams.length;
     const missing = await collect(client.stream('examples/ExampleTask/999999')).catch((e: unknown) => e);
     assert.ok(missing instanceof TaskstreamClientError);
@@ -120,8 +120,8 @@ describe('client.stream', { timeout: 15_000 }, () => {
   });
 });
 
-describe('client.stream against a failing server', { timeout: 10_000 }, () => {
-  test('retries 503 with backoff honouring Retry-After, and an abort during the wait stops at once', async () => {
+void describe('client.stream against a failing server', { timeout: 10_000 }, () => {
+  void test('retries 503 with backoff honouring Retry-After, and an abort during the wait stops at once', async () => {
     let hits = 0;
     let firstHit!: () => void;
     const hit = new Promise<void>((resolve) => (firstHit = resolve));
@@ -142,7 +142,7 @@ describe('client.stream against a failing server', { timeout: 10_000 }, () => {
     assert.equal(hits, 1, 'Retry-After: 30 holds the next attempt back');
   });
 
-  test('gives up after maxAttempts with stream_failed', async () => {
+  void test('gives up after maxAttempts with stream_failed', async () => {
     await using plain = await startPlainServer((_req, res) => {
       res.writeHead(502);
       res.end('bad gateway');
@@ -153,7 +153,7 @@ describe('client.stream against a failing server', { timeout: 10_000 }, () => {
     assert.equal(err.code, 'stream_failed');
   });
 
-  test('401 is not retried', async () => {
+  void test('401 is not retried', async () => {
     let hits = 0;
     await using plain = await startPlainServer((_req, res) => {
       hits++;
@@ -166,7 +166,7 @@ describe('client.stream against a failing server', { timeout: 10_000 }, () => {
     assert.deepEqual([err.status, err.code, hits], [401, 'unauthorized', 1]);
   });
 
-  test('a stream that ends with no events reconnects until the task is known finished', async () => {
+  void test('a stream that ends with no events reconnects until the task is known finished', async () => {
     let streamHits = 0;
     await using plain = await startPlainServer((req, res) => {
       if (req.url?.startsWith('/stream/')) {
