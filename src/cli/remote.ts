@@ -48,7 +48,7 @@ export async function createCommand(
 ): Promise<number> {
   const api = client(options);
   const task = await api.create(`${kind.app}/${kind.type}`, options.input, options.idempotencyKey === undefined ? {} : { idempotencyKey: options.idempotencyKey });
-  io.out(options.json === true ? JSON.stringify(task) : `created ${task.app}/${task.type}/${task.id} status=${task.status} stream_url=${task.stream_url}`);
+  io.out(options.json === true ? JSON.stringify(task) : `created ${task.app}/${task.type}/${task.id} status=${task.status} stream_url=${new URL(task.stream_url, `${options.url}/`).href}`);
   if (options.follow !== true) return EXIT.ok;
   return follow(api, task, undefined, io);
 }
