@@ -45,6 +45,10 @@ export class TaskView {
     this.#backend = backend;
     this.#watches = watches;
     byId('tv-progress').append(this.#bar.el);
+    // A long event's data shows on one line; a click on its row shows all of it.
+    this.#log.addEventListener('click', (e) => {
+      if (e.target instanceof Element) e.target.closest('tr')?.classList.toggle('expanded');
+    });
     this.#cancel.addEventListener('click', () => void this.#doCancel());
   }
 
@@ -148,7 +152,7 @@ export class TaskView {
           h('td', { class: 'num muted' }, event.seq),
           h('td', { class: 'muted' }, clock(event.at)),
           h('td', {}, h('span', { class: `ev ev-type-${event.type}` }, event.type)),
-          h('td', { class: 'data' }, preview(event.data, 600)),
+          h('td', { class: 'data' }, preview(event.data, 4000)),
         ),
       );
     }

@@ -28,6 +28,7 @@ interface Row {
 export class TaskList {
   readonly #body = byId<HTMLTableSectionElement>('task-rows');
   readonly #empty = byId('task-empty');
+  readonly #count = byId('tasks-count');
   readonly #rows = new Map<string, Row>();
   readonly #watches: Watches;
   readonly #onFinished: () => void;
@@ -65,6 +66,9 @@ export class TaskList {
       this.#paint(row);
     });
     this.#empty.hidden = tasks.length > 0;
+    const running = tasks.filter((t) => t.status === 'running').length;
+    const pending = tasks.filter((t) => t.status === 'pending').length;
+    this.#count.textContent = [running > 0 ? `${running} running` : '', pending > 0 ? `${pending} pending` : ''].filter(Boolean).join(' · ');
   }
 
   /** Highlights the task open in the task view. */
@@ -92,7 +96,7 @@ export class TaskList {
       h('td', { class: 'num' }, h('a', { href }, `#${task.id}`)),
       h('td', {}, h('a', { href, class: 'kind' }, h('span', { class: 'muted' }, `${task.app} / `), task.type)),
       status,
-      h('td', { class: 'progress-cell' }, bar.el, label),
+      h('td', {}, h('div', { class: 'progress-cell' }, bar.el, label)),
       created,
       took,
     );
@@ -124,8 +128,10 @@ export class TaskList {
     const status = row.watch?.status ?? row.task.status;
     if (row.status.firstElementChild?.getAttribute('data-status') !== status) row.status.replaceChildren(statusBadge(status));
     const fraction = status === 'completed' ? 1 : row.progress;
+    // A task that ended before this page saw any of its progress has none to show.
+    row.bar.el.hidden = fraction === undefined && isTerminal(status);
     row.bar.set(fraction ?? (status === 'running' ? undefined : 0), status);
-    row.label.textContent = fraction === undefined ? '' : `${Math.round(fraction * 100)}%`;
+    row.label.textContent = fraction === undefined ? (row.bar.el.hidden ? '—' : '') : `${Math.round(fraction * 100)}%`;
     this.#paintTimes(row);
   }
 
