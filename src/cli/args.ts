@@ -11,7 +11,7 @@ export const EXIT = {
   failure: 1,
   /** Bad usage: unknown command or flag, bad flag value. */
   usage: 2,
-  /** A second SIGTERM/SIGINT cut a graceful shutdown short. */
+  /** A second SIGTERM/SIGINT cut a graceful shutdown short; Ctrl-C stopped a tail. */
   forced: 130,
 } as const;
 

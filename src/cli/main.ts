@@ -3,7 +3,8 @@
  *
  * Exit codes: 0 success; 1 failure (a tailed task ended in error/cancelled/timeout, a request
  * failed, a shutdown did not drain cleanly); 2 bad usage, with a one-line reason on stderr;
- * 130 a second SIGTERM/SIGINT forced `serve` to exit before its drain finished.
+ * 130 a second SIGTERM/SIGINT forced `serve` to exit before its drain finished, or Ctrl-C stopped
+ * `tail` / `create --follow` (the task goes on).
  */
 import { Command, CommanderError, Option } from 'commander';
 import {

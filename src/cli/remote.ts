@@ -69,15 +69,24 @@ async function follow(api: TaskstreamClient, task: TaskJson, lastEventId: number
   const name = `${task.app}/${task.type}/${task.id}`;
   const view: EventView = io.stdout.isTTY ? barView(io.stdout, name) : plainView(io.out);
   let terminal: StreamEvent | undefined;
+  // Ctrl-C stops watching (the task goes on) and restores the terminal the bar drew on.
+  const interrupt = new AbortController();
+  const onSigint = (): void => interrupt.abort();
+  process.once('SIGINT', onSigint);
   try {
-    for await (const event of api.stream(task, lastEventId === undefined ? {} : { lastEventId })) {
+    for await (const event of api.stream(task, { signal: interrupt.signal, ...(lastEventId === undefined ? {} : { lastEventId }) })) {
       view.event(event);
       if (TERMINAL_EVENT_TYPES.has(event.type)) {
         terminal = event;
         break;
       }
     }
+  } catch (err) {
+    if (!interrupt.signal.aborted) throw err;
+    io.err(`taskstream: stopped watching ${name} (the task goes on)`);
+    return EXIT.forced;
   } finally {
+    process.off('SIGINT', onSigint);
     view.stop();
   }
   if (terminal !== undefined) return terminal.type === 'complete' ? EXIT.ok : EXIT.failure;

@@ -62,14 +62,16 @@ export function barView(stream: NodeJS.WriteStream, label: string): EventView {
     event(e) {
       multibar.log(`${eventLine(e)}\n`);
       const progress = progressOf(e.data);
-      if (progress === undefined) return;
-      if (bar === undefined) bar = multibar.create(progress.total, progress.value);
-      else {
-        bar.setTotal(progress.total);
-        bar.update(progress.value);
+      if (progress !== undefined && bar === undefined) bar = multibar.create(progress.total, progress.value);
+      else if (progress !== undefined) {
+        bar?.setTotal(progress.total);
+        bar?.update(progress.value);
       }
+      // Draw now: logged lines otherwise wait for the bar's redraw timer, which a short task outruns.
+      multibar.update();
     },
     stop() {
+      multibar.update();
       multibar.stop();
     },
   };

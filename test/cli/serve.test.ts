@@ -98,6 +98,24 @@ void describe('serve with the example tasks', () => {
     }
   });
 
+  void test('Ctrl-C stops tail with exit 130; the task goes on', async () => {
+    const created = await runCli(['create', 'examples/ContinueTask', '--input', '{"timeout_ms":60000}', '--url', server.url]);
+    const [, ref] = created.stdout.match(/created (\S+)/) ?? [];
+    assert.ok(ref, created.stdout + created.stderr);
+    const tail = cli(['tail', ref, '--url', server.url]);
+    try {
+      await tail.line(/^1 started /);
+      tail.child.kill('SIGINT');
+      assert.deepEqual(await tail.exit(), { code: 130, signal: null });
+      assert.match(tail.stderr(), /^taskstream: stopped watching .* \(the task goes on\)$/m);
+      const task = (await (await fetch(`${server.url}/tasks/${ref}`)).json()) as { status: string };
+      assert.equal(task.status, 'running');
+    } finally {
+      tail.kill();
+      await runCli(['cancel', ref, '--url', server.url]);
+    }
+  });
+
   void test('server errors are one line with exit 1', async () => {
     const unknown = await runCli(['create', 'examples/NoSuchTask', '--url', server.url]);
     assert.equal(unknown.code, 1);
