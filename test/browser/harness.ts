@@ -39,6 +39,8 @@ export interface StreamRequest {
   readonly path: string;
   readonly lastEventId: string | undefined;
   readonly req: http.IncomingMessage;
+  /** Resolves when the server's side of the connection closes (the client went away, or the stream ended). */
+  readonly closed: Promise<void>;
 }
 
 export interface BrowserServer {
@@ -67,7 +69,8 @@ export async function startServer(options: { http?: HttpOptions; pages?: Record<
     }
     if (path.startsWith('/stream/')) {
       const header = req.headers['last-event-id'];
-      streams.push({ path, lastEventId: Array.isArray(header) ? header[0] : header, req });
+      const closed = new Promise<void>((resolve) => res.once('close', resolve));
+      streams.push({ path, lastEventId: Array.isArray(header) ? header[0] : header, req, closed });
     }
     handler(req, res);
   });
@@ -148,6 +151,19 @@ export async function bundle(entry: string, options: { globalName?: string } = {
   const file = result.outputFiles[0];
   if (!file) throw new Error(`esbuild produced nothing for ${entry}`);
   return file.text;
+}
+
+/** Resolves with `promise`, or fails with a clear message after `ms`. */
+export async function within<T>(ms: number, promise: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 export function html(body: string): TestPage {
