@@ -7,6 +7,7 @@
  * `tail` / `create --follow` (the task goes on).
  */
 import { Command, CommanderError, Option } from 'commander';
+import { readFileSync } from 'node:fs';
 import {
   EXIT, parseChoice, parseDuration, parseIntRange, parseJson, parseJsonObject, parseKind, parseName, parseNonNegativeInt, parsePort,
   parsePositiveInt, parseRef, parseUrl, reason, UsageError,
@@ -53,7 +54,11 @@ export async function run(argv: string[], io: RemoteIo): Promise<number> {
 function buildProgram(io: RemoteIo, setCode: (code: number) => void): Command {
   const program = new Command('taskstream')
     .description('Durable long-running tasks whose events stream live over SSE.')
-    .version('0.1.0')
+    .version(packageVersion())
+    .addHelpText('after', `
+Exit codes: 0 ok; 1 failure (a followed task ended error/cancelled/timeout, the server refused or
+was unreachable, a shutdown did not drain cleanly); 2 bad usage; 130 a second SIGTERM/SIGINT cut
+serve's drain short, or Ctrl-C stopped tail.`)
     // Errors are thrown to run() and printed there as one line; help still prints in full.
     .exitOverride()
     .configureOutput({ outputError: () => {} })
@@ -145,4 +150,17 @@ function buildProgram(io: RemoteIo, setCode: (code: number) => void): Command {
     });
 
   return program;
+}
+
+/** The package's version, from its package.json (two levels up from src/cli, three from dist/src/cli). */
+function packageVersion(): string {
+  for (const up of ['../../package.json', '../../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(up, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'taskstream' && typeof pkg.version === 'string') return pkg.version;
+    } catch {
+      // Not at this level; try the next.
+    }
+  }
+  return 'unknown';
 }
