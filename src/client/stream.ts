@@ -169,6 +169,8 @@ async function* readEvents(
       received++;
       yield event;
       if (TERMINAL_EVENT_TYPES.has(event.type)) return { kind: 'done' };
+      // Aborted while the consumer held the event: stop now, not after the rest of this chunk.
+      if (signal?.aborted) throw signal.reason;
     }
     if (chunk.done) return received > 0 ? { kind: 'reconnect', received } : { kind: 'ended_empty' };
   }

@@ -99,6 +99,22 @@ void describe('client.stream', { timeout: 15_000 }, () => {
     await client.cancel(task);
   });
 
+  void test('an abort stops at once even when more events of the same chunk are buffered', async () => {
+    const task = await client.create('examples/ExampleTask', { steps: 3, delay_ms: 0 });
+    await collect(client.stream(task));
+    const controller = new AbortController();
+    const seen: number[] = [];
+    const consumed = (async () => {
+      // A finished task's log arrives in one burst: events 2..5 are already parsed when 1 is yielded.
+      for await (const event of client.stream(task, { signal: controller.signal })) {
+        seen.push(event.seq);
+        controller.abort(new Error('enough'));
+      }
+    })();
+    await assert.rejects(within(2000, consumed, 'the aborted stream'), /enough/);
+    assert.deepEqual(seen, [1]);
+  });
+
   void test('breaking out of the loop closes the connection', async () => {
     const task = await client.create('examples/ContinueTask', { timeout_ms: 60_000 });
     for await (const event of client.stream(task)) if (event.type === 'started') break;
