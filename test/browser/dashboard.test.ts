@@ -100,7 +100,7 @@ void describe('dashboard in Chromium', () => {
   void test('shows the connection dropping and resuming, without losing or repeating events', { skip: SKIP }, async () => {
     const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
     const errors = collectPageErrors(page);
-    const task = await app.runtime.create('examples/ExampleTask', { message: 'drop me', steps: 12, delay_ms: 100 });
+    const task = await app.runtime.create('examples/ExampleTask', { message: 'drop me', steps: 20, delay_ms: 100 });
     await page.goto(`${app.url}/#/tasks/examples/ExampleTask/${task.id}`);
     await page.waitForSelector('#tv-link[data-link="live"]', { timeout: WAIT_MS });
     await page.waitForFunction(() => document.querySelectorAll('#tv-log tr').length >= 3, undefined, { timeout: WAIT_MS });
@@ -120,9 +120,29 @@ void describe('dashboard in Chromium', () => {
     await page.waitForSelector('#conn[data-state="live"]', { timeout: WAIT_MS });
 
     const rows = await logRows(page);
-    assert.deepEqual(rows.map(([seq]) => seq), Array.from({ length: 14 }, (_, i) => i + 1), 'every event once, in order');
+    assert.deepEqual(rows.map(([seq]) => seq), Array.from({ length: 22 }, (_, i) => i + 1), 'every event once, in order');
     assert.equal(await page.textContent('#tv-result'), '"Completed processing: drop me"');
     assert.deepEqual(errors, []);
+    await page.close();
+  });
+
+  void test('says when the server is unreachable, and recovers by itself', { skip: SKIP }, async () => {
+    const page = await browser.newPage();
+    const errors = collectPageErrors(page);
+    await page.goto(`${app.url}/`);
+    await page.waitForSelector('#conn[data-state="live"]', { timeout: WAIT_MS });
+    app.unreachable = true;
+    try {
+      // 'online' makes the page refresh at once instead of at its next poll.
+      await page.evaluate(() => window.dispatchEvent(new Event('online')));
+      await page.waitForSelector('#conn[data-state="offline"]', { timeout: WAIT_MS });
+      assert.match(await page.textContent('#conn') ?? '', /Offline/);
+    } finally {
+      app.unreachable = false;
+    }
+    await page.evaluate(() => window.dispatchEvent(new Event('online')));
+    await page.waitForSelector('#conn[data-state="live"]', { timeout: WAIT_MS });
+    assert.deepEqual(errors.filter((e) => !/Failed to fetch/.test(e)), []);
     await page.close();
   });
 

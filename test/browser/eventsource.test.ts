@@ -92,8 +92,8 @@ void describe('native EventSource in Chromium', () => {
   });
 
   void test('reconnects after the server drops the connection, with Last-Event-ID, losing and repeating nothing', { skip: SKIP }, async () => {
-    const steps = 8;
-    const task = await app.runtime.create('examples/ExampleTask', { message: 'drop', steps, delay_ms: 150 });
+    const steps = 10;
+    const task = await app.runtime.create('examples/ExampleTask', { message: 'drop', steps, delay_ms: 200 });
     const path = `/stream/examples/ExampleTask/${task.id}`;
     const page = await browser.newPage();
     const errors = collectPageErrors(page);

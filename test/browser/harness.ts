@@ -50,6 +50,8 @@ export interface BrowserServer {
   readonly streams: StreamRequest[];
   /** Destroys the open SSE connections whose path starts with `prefix`; returns how many. */
   dropStreams(prefix: string): number;
+  /** While true, every request's socket is destroyed unanswered: the server looks unreachable. */
+  unreachable: boolean;
   close(): Promise<void>;
 }
 
@@ -59,7 +61,12 @@ export async function startServer(options: { http?: HttpOptions; pages?: Record<
   const handler = createHandler(runtime, options.http);
   const streams: StreamRequest[] = [];
   const pages = options.pages ?? {};
+  const state = { unreachable: false };
   const server = http.createServer((req, res) => {
+    if (state.unreachable) {
+      req.socket.destroy();
+      return;
+    }
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     const page = Object.hasOwn(pages, path) ? pages[path] : undefined;
     if (page) {
@@ -86,6 +93,12 @@ export async function startServer(options: { http?: HttpOptions; pages?: Record<
     server,
     url: `http://127.0.0.1:${port}`,
     streams,
+    get unreachable() {
+      return state.unreachable;
+    },
+    set unreachable(value) {
+      state.unreachable = value;
+    },
     dropStreams(prefix) {
       let n = 0;
       for (const s of streams) {

@@ -39,7 +39,6 @@ export class TaskView {
   readonly #bar = progressBar();
   #watch: TaskWatch | undefined;
   #unlisten: (() => void) | undefined;
-  #hidden = 0;
 
   constructor(backend: Backend, watches: Watches) {
     this.#backend = backend;
@@ -65,7 +64,6 @@ export class TaskView {
     clear(this.#log);
     clear(this.#outcome);
     clear(this.#input);
-    this.#hidden = 0;
     this.#logNote.hidden = true;
     this.#outcome.hidden = true;
     this.#error.hidden = true;
@@ -157,13 +155,11 @@ export class TaskView {
       );
     }
     this.#log.append(rows);
-    this.#hidden += Math.max(0, fresh.length - MAX_LOG_ROWS);
-    while (this.#log.rows.length > MAX_LOG_ROWS) {
-      this.#log.rows[0]?.remove();
-      this.#hidden++;
-    }
-    this.#logNote.hidden = this.#hidden === 0;
-    this.#logNote.textContent = `${this.#hidden} earlier events are not shown.`;
+    while (this.#log.rows.length > MAX_LOG_ROWS) this.#log.rows[0]?.remove();
+    // Seqs have no gaps, so the first row shown says how many came before it.
+    const hidden = Number(this.#log.rows[0]?.dataset.seq ?? 1) - 1;
+    this.#logNote.hidden = hidden === 0;
+    this.#logNote.textContent = `${hidden} earlier events are not shown.`;
     if (atBottom) box.scrollTop = box.scrollHeight;
   }
 

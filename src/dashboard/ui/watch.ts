@@ -11,6 +11,9 @@ import { isTerminal, keyOf, progressOf, statusAfter, TERMINAL_EVENTS } from './m
 
 export type WatchListener = (watch: TaskWatch, fresh: readonly StreamEvent[]) => void;
 
+/** Events a watch keeps (the newest); a task's whole log stays on the server, replayable. */
+const MAX_KEPT_EVENTS = 5000;
+
 /** One task followed live: its task JSON, its event log so far, its progress and its link state. */
 export class TaskWatch {
   readonly ref: TaskRef;
@@ -36,8 +39,10 @@ export class TaskWatch {
     this.#onLink = onLink;
   }
 
+  #lastSeq = 0;
+
   get lastSeq(): number {
-    return this.events.at(-1)?.seq ?? 0;
+    return this.#lastSeq;
   }
 
   /** Calls `listener` now with everything so far, then with each batch of new events. */
@@ -91,7 +96,9 @@ export class TaskWatch {
   }
 
   #apply(event: StreamEvent): void {
+    this.#lastSeq = event.seq;
     this.events.push(event);
+    if (this.events.length > MAX_KEPT_EVENTS * 1.2) this.events.splice(0, this.events.length - MAX_KEPT_EVENTS);
     this.#pending.push(event);
     this.status = statusAfter(this.status, event);
     const fraction = progressOf(event.data);
