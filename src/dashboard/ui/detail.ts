@@ -87,13 +87,17 @@ export class TaskView {
 
   #update(watch: TaskWatch, fresh: readonly StreamEvent[]): void {
     const status = watch.status;
+    // Nothing known about the task yet (loading, or not found): no status, no Cancel.
+    const known = watch.task !== undefined || watch.events.length > 0;
     this.#root.dataset.status = status;
-    if (this.#status.firstElementChild?.getAttribute('data-status') !== status) this.#status.replaceChildren(statusBadge(status));
+    if (!known) this.#status.replaceChildren();
+    else if (this.#status.firstElementChild?.getAttribute('data-status') !== status) this.#status.replaceChildren(statusBadge(status));
+    this.#bar.el.hidden = !known;
     this.#bar.set(status === 'completed' ? 1 : (watch.progress ?? (status === 'running' ? undefined : 0)), status);
     this.#link.textContent = watch.link === 'failed' ? `stopped: ${watch.failure ?? ''}` : LINK_TEXT[watch.link];
     this.#link.dataset.link = watch.link;
     if (watch.link === 'reconnecting') this.#link.textContent += ` (resumes after #${watch.lastSeq})`;
-    this.#cancel.hidden = isTerminal(status);
+    this.#cancel.hidden = !known || isTerminal(status);
     this.#paintMeta(watch);
     if (watch.task && !this.#input.hasChildNodes()) this.#input.append(h('pre', {}, preview(watch.task.input, 20_000, 2)));
     this.#appendEvents(fresh);

@@ -78,7 +78,7 @@ export class CreateForm {
   #pick(): void {
     const kind = this.#current();
     const schema = kind?.input_schema ?? undefined;
-    const saved = kind ? localStorage.getItem(STORAGE_PREFIX + `${kind.app}/${kind.type}`) : null;
+    const saved = kind ? remembered(`${kind.app}/${kind.type}`) : null;
     this.#input.value = saved ?? JSON.stringify(defaults(schema), null, 2);
     clear(this.#hint);
     if (schema?.properties) {
@@ -117,7 +117,7 @@ export class CreateForm {
     this.#submit.textContent = 'Starting…';
     try {
       const task = await this.#backend.create(kind, input);
-      localStorage.setItem(STORAGE_PREFIX + `${kind.app}/${kind.type}`, this.#input.value);
+      remember(`${kind.app}/${kind.type}`, this.#input.value);
       this.#show([]);
       this.#onCreated(task);
     } catch (err) {
@@ -132,6 +132,23 @@ export class CreateForm {
     clear(this.#problems);
     for (const line of lines) this.#problems.append(h('div', {}, line));
     this.#problems.hidden = lines.length === 0;
+  }
+}
+
+/** The input last sent for a type (localStorage may be unavailable: private modes, sandboxed frames). */
+function remembered(kind: string): string | null {
+  try {
+    return localStorage.getItem(STORAGE_PREFIX + kind);
+  } catch {
+    return null;
+  }
+}
+
+function remember(kind: string, input: string): void {
+  try {
+    localStorage.setItem(STORAGE_PREFIX + kind, input);
+  } catch {
+    // Not remembering is fine.
   }
 }
 

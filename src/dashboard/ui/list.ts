@@ -66,6 +66,8 @@ export class TaskList {
       this.#paint(row);
     });
     this.#empty.hidden = tasks.length > 0;
+    // The app prefix only tells rows apart when there is more than one app.
+    this.#body.classList.toggle('one-app', new Set(tasks.map((t) => t.app)).size <= 1);
     const running = tasks.filter((t) => t.status === 'running').length;
     const pending = tasks.filter((t) => t.status === 'pending').length;
     this.#count.textContent = [running > 0 ? `${running} running` : '', pending > 0 ? `${pending} pending` : ''].filter(Boolean).join(' · ');
@@ -94,7 +96,7 @@ export class TaskList {
       'tr',
       { 'data-task': keyOf(task), 'data-id': task.id },
       h('td', { class: 'num' }, h('a', { href }, `#${task.id}`)),
-      h('td', {}, h('a', { href, class: 'kind' }, h('span', { class: 'muted' }, `${task.app} / `), task.type)),
+      h('td', {}, h('a', { href, class: 'kind', title: `${task.app}/${task.type}` }, h('span', { class: 'muted app' }, `${task.app} / `), task.type)),
       status,
       h('td', {}, h('div', { class: 'progress-cell' }, bar.el, label)),
       created,
