@@ -9,7 +9,7 @@ import { Hub, type Sink } from '../hub/hub.js';
 import { type Logger, silentLogger } from '../logger.js';
 import type { EventRecord, FinishResult, Store, TaskRecord, TaskStatus } from '../store/types.js';
 import { TERMINAL_STATUSES } from '../store/types.js';
-import { type AnyTaskDefinition, checkPositive, type InputOf, retryPolicyOf, type TaskDefinition } from '../task/define.js';
+import { type AnyTaskDefinition, checkDelay, checkPositive, type InputOf, MAX_TIMER_MS, retryPolicyOf, type TaskDefinition } from '../task/define.js';
 import { assertName } from '../task/names.js';
 import { SafeEmitter, type RunInfo, type TaskstreamEvents } from './emitter.js';
 import { cancelled, type Plan, planOutcome } from './outcome.js';
@@ -96,7 +96,8 @@ export class Taskstream implements AsyncDisposable {
     for (const key of Object.keys(DEFAULTS) as Array<keyof typeof DEFAULTS>) {
       const value = options[key];
       if (value === undefined) continue;
-      checkPositive(`createTaskstream: ${key}`, value);
+      if (key === 'leaseMs' || key === 'sweepIntervalMs' || key === 'graceMs') checkDelay(`createTaskstream: ${key}`, value);
+      else checkPositive(`createTaskstream: ${key}`, value);
       if ((key === 'concurrency' || key === 'subscriberBuffer') && !Number.isInteger(value)) {
         throw new TypeError(`createTaskstream: ${key} must be a whole number, got ${value}`);
       }
@@ -172,7 +173,7 @@ export class Taskstream implements AsyncDisposable {
   async createTask(kind: TaskKind | AnyTaskDefinition, input: unknown, options: CreateOptions = {}): Promise<CreateResult> {
     if (this.closed) throw new RuntimeClosedError('create tasks');
     const def = this.definition(kind);
-    checkPositive('create: timeoutMs', options.timeoutMs);
+    checkDelay('create: timeoutMs', options.timeoutMs);
     if (options.idempotencyKey !== undefined && (typeof options.idempotencyKey !== 'string' || options.idempotencyKey.length === 0 || options.idempotencyKey.length > 255)) {
       throw new TypeError('create: idempotencyKey must be a string of 1 to 255 characters');
     }
@@ -181,7 +182,7 @@ export class Taskstream implements AsyncDisposable {
     }
     const value = await validate(def, input);
     const timeoutMs = options.timeoutMs ?? (typeof def.timeoutMs === 'function' ? def.timeoutMs(value) : undefined);
-    checkPositive(`${def.app}/${def.type} timeoutMs(input)`, timeoutMs);
+    checkDelay(`${def.app}/${def.type} timeoutMs(input)`, timeoutMs);
     const now = Date.now();
     const result = await this.store.createTask({
       app: def.app, type: def.type, input: value, timeoutMs: timeoutMs ?? null,
@@ -326,7 +327,7 @@ export class Taskstream implements AsyncDisposable {
    */
   close(options: { timeoutMs?: number } = {}): Promise<void> {
     const timeoutMs = options.timeoutMs ?? 10_000;
-    checkPositive('close: timeoutMs', timeoutMs, true);
+    checkDelay('close: timeoutMs', timeoutMs, true);
     this.#closing ??= this.#shutdown(timeoutMs);
     return this.#closing;
   }
@@ -422,10 +423,11 @@ export class Taskstream implements AsyncDisposable {
     if (at === null || this.closed || at >= this.#wakeAt) return;
     clearTimeout(this.#wakeTimer);
     this.#wakeAt = at;
+    // A due time beyond a timer's range wakes early, finds nothing due, and re-arms.
     this.#wakeTimer = setTimeout(() => {
       this.#wakeAt = Infinity;
       this.#schedule();
-    }, Math.max(0, at - Date.now()));
+    }, Math.min(MAX_TIMER_MS, Math.max(0, at - Date.now())));
   }
 
   #startRun(run: ActiveRun): void {

@@ -67,8 +67,8 @@ export function defineTask<S extends StandardSchemaV1, R>(definition: TaskDefini
     throw new TypeError(`defineTask ${app}/${type}: input must be a Standard Schema (for example a zod schema)`);
   }
   if (typeof run !== 'function') throw new TypeError(`defineTask ${app}/${type}: run must be a function`);
-  if (typeof timeoutMs !== 'function') checkPositive(`${app}/${type} timeoutMs`, timeoutMs);
-  checkPositive(`${app}/${type} graceMs`, graceMs);
+  if (typeof timeoutMs !== 'function') checkDelay(`${app}/${type} timeoutMs`, timeoutMs);
+  checkDelay(`${app}/${type} graceMs`, graceMs);
   const policy = typeof retries === 'number' ? { limit: retries } : retries;
   if (policy !== undefined) {
     if (!Number.isInteger(policy.limit) || policy.limit < 0) {
@@ -97,5 +97,16 @@ export function checkPositive(what: string, value: number | undefined, allowZero
   if (value === undefined) return;
   if (!Number.isFinite(value) || value < 0 || (!allowZero && value === 0)) {
     throw new TypeError(`${what} must be a ${allowZero ? 'non-negative' : 'positive'} number of milliseconds, got ${value}`);
+  }
+}
+
+/** The longest delay a Node timer takes; a longer one fires after 1 ms instead (with a warning). */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** `checkPositive` for a delay a timer will wait: also at most MAX_TIMER_MS (about 24.8 days). */
+export function checkDelay(what: string, value: number | undefined, allowZero = false): void {
+  checkPositive(what, value, allowZero);
+  if (value !== undefined && value > MAX_TIMER_MS) {
+    throw new TypeError(`${what} must be at most ${MAX_TIMER_MS} ms (about 24.8 days), got ${value}`);
   }
 }

@@ -55,9 +55,9 @@ void describe('lifecycle', () => {
       assert.deepEqual(task.finalValue, { doubled: 42 });
       assert.equal(task.error, null);
       assert.equal(task.attempt, 1);
-      assert.ok(task.startedAt && task.finishedAt && task.completedAt);
-      assert.ok(task.createdAt.getTime() <= task.startedAt.getTime());
-      assert.ok(task.startedAt.getTime() <= task.finishedAt.getTime());
+      assert.ok(task.startedAt && task.finishedAt && task.completedAt, 'timestamps are set');
+      assert.ok(task.createdAt.getTime() <= task.startedAt.getTime(), 'created before started');
+      assert.ok(task.startedAt.getTime() <= task.finishedAt.getTime(), 'started before finished');
       assert.equal(task.completedAt.getTime(), task.finishedAt.getTime());
       const events = await assertLog(rt, task, 'complete');
       assert.deepEqual(events.map((e) => e.type), ['start', 'progress', 'complete']);
@@ -70,7 +70,7 @@ void describe('lifecycle', () => {
     const task = await again.get(id);
     assert.equal(task?.status, 'completed');
     assert.deepEqual(task?.finalValue, { doubled: 42 });
-    assert.ok(task?.completedAt instanceof Date);
+    assert.ok(task?.completedAt instanceof Date, 'completedAt persists');
     assert.equal((await again.events(id)).length, 3);
   });
 
@@ -83,7 +83,7 @@ void describe('lifecycle', () => {
       const task = await finished(rt, id);
       assert.equal(task.status, 'failed');
       assert.equal(task.completedAt, null);
-      assert.ok(task.finishedAt instanceof Date);
+      assert.ok(task.finishedAt instanceof Date, 'finishedAt is set');
       assert.equal(task.finalValue, null);
       assert.equal(task.error?.message, 'cannot parse: bad header');
       assert.equal(task.error?.type, 'ParseFailure');
@@ -96,7 +96,7 @@ void describe('lifecycle', () => {
     const task = await again.get(id);
     assert.equal(task?.status, 'failed');
     assert.equal(task?.error?.type, 'ParseFailure');
-    assert.ok(task?.error?.stack);
+    assert.ok(task?.error?.stack, 'the stack persists');
   });
 
   void test('a concurrency limit queues the rest: 5 tasks, never more than 2 at once, all complete', async () => {
@@ -161,7 +161,7 @@ void describe('lifecycle', () => {
     const done = await rt.create(Double, { n: 1 });
     await finished(rt, done.id);
     await assert.rejects(rt.start(done.id), (err: unknown) => {
-      assert.ok(err instanceof TaskStateError);
+      assert.ok(err instanceof TaskStateError, 'a TaskStateError');
       assert.equal(err.code, 'invalid_state');
       assert.equal(err.status, 'completed');
       return true;
@@ -176,6 +176,42 @@ void describe('lifecycle', () => {
     assert.equal(await rt.start(later.id), true);
     await starting;
     assert.equal((await finished(rt, later.id)).status, 'completed');
+  });
+
+  void test('a runAt beyond a timer\'s range (30 days) neither spins the scheduler nor warns; such timeouts are refused', async () => {
+    const warnings: Error[] = [];
+    const onWarning = (w: Error): void => {
+      warnings.push(w);
+    };
+    process.on('warning', onWarning);
+    try {
+      const Later = defineTask({ app: 'core', type: 'Later', input: z.object({}), run: () => 'ran' });
+      const Busy = defineTask({
+        app: 'core',
+        type: 'Busy',
+        input: z.object({}),
+        async run(ctx) {
+          for (let i = 0; i < 5; i++) await sleep(10, undefined, { signal: ctx.signal });
+        },
+      });
+      await using rt = await open(tmp.db(), { tasks: [Later, Busy] });
+      let lookups = 0;
+      const nextRunAt = rt.store.nextRunAt.bind(rt.store);
+      (rt.store as { nextRunAt: typeof nextRunAt }).nextRunAt = (kinds, now) => {
+        lookups++;
+        return nextRunAt(kinds, now);
+      };
+      const later = await rt.create(Later, {}, { runAt: new Date(Date.now() + 30 * 86_400_000) });
+      // ~50 ms of other work goes by; a spinning wake timer would look the next run up every ms.
+      await finished(rt, (await rt.create(Busy, {})).id);
+      assert.ok(lookups < 10, `the scheduler looked for due work ${lookups} times: it spins`);
+      assert.equal((await rt.get(later.id))?.status, 'pending');
+      assert.deepEqual(warnings.map((w) => w.name), []);
+      await assert.rejects(rt.create(Later, {}, { timeoutMs: 2 ** 31 }), /at most 2147483647 ms/);
+      assert.throws(() => defineTask({ ...Later, timeoutMs: 40 * 86_400_000 }), TypeError);
+    } finally {
+      process.off('warning', onWarning);
+    }
   });
 
   void test('two runtimes on one SQLite file never run a task twice', async () => {
