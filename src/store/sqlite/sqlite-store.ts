@@ -130,22 +130,36 @@ export class SqliteStore implements Store {
   async appendEvents(events: readonly NewEvent[]): Promise<number[]> {
     const q = this.#q;
     return this.#db.transaction(() => {
-      const refused: number[] = [];
-      // Events arrive grouped by the order they were sent; check each task's fence once.
-      const lastSeq = new Map<number, number | null>();
+      // Group each task's events (they must follow on from one another), then one fenced UPDATE
+      // per task checks its lease epoch and seq and moves last_seq; only a refusal reads the row.
+      const runs = new Map<number, { epoch: number; first: number; last: number; broken: string | null; refused: boolean }>();
       for (const e of events) {
-        let expected = lastSeq.get(e.taskId);
-        if (expected === undefined) {
-          const row = q.fence.get(e.taskId) as { status: string; lease_epoch: number; last_seq: number } | undefined;
-          expected = row && row.status === 'running' && row.lease_epoch === e.epoch ? row.last_seq : null;
-          if (expected === null) refused.push(e.taskId);
+        const run = runs.get(e.taskId);
+        if (run === undefined) {
+          runs.set(e.taskId, { epoch: e.epoch, first: e.seq, last: e.seq, broken: null, refused: false });
+        } else {
+          if (run.broken === null && e.seq !== run.last + 1) run.broken = `task ${e.taskId}: event seq ${e.seq} does not follow ${run.last}`;
+          run.last = e.seq;
         }
-        if (expected === null) { lastSeq.set(e.taskId, null); continue; }
-        if (e.seq !== expected + 1) throw new Error(`task ${e.taskId}: event seq ${e.seq} does not follow ${expected}`);
-        q.insertEvent.run(e.taskId, e.seq, e.type, e.json, e.at);
-        lastSeq.set(e.taskId, e.seq);
       }
-      for (const [taskId, seq] of lastSeq) if (seq !== null) q.setLastSeq.run(seq, taskId);
+      const refused: number[] = [];
+      for (const [taskId, run] of runs) {
+        if (q.advanceSeq.run(run.last, taskId, run.epoch, run.first - 1).changes === 1) {
+          if (run.broken !== null) throw new Error(run.broken);
+          continue;
+        }
+        const row = q.fence.get(taskId) as { status: string; lease_epoch: number; last_seq: number } | undefined;
+        if (row === undefined || row.status !== 'running' || row.lease_epoch !== run.epoch) {
+          run.refused = true;
+          refused.push(taskId);
+          continue;
+        }
+        throw new Error(`task ${taskId}: event seq ${run.first} does not follow ${row.last_seq}`);
+      }
+      for (const e of events) {
+        if (refused.length > 0 && runs.get(e.taskId)!.refused) continue;
+        q.insertEvent.run(e.taskId, e.seq, e.type, e.json, e.at);
+      }
       return refused;
     }).immediate();
   }
@@ -281,7 +295,7 @@ function prepare(db: Database.Database) {
       RETURNING cancel_requested`),
     fence: db.prepare('SELECT status, lease_epoch, last_seq FROM tasks WHERE id = ?'),
     insertEvent: db.prepare('INSERT INTO events (task_id, seq, type, data, at) VALUES (?, ?, ?, ?, ?)'),
-    setLastSeq: db.prepare('UPDATE tasks SET last_seq = ? WHERE id = ?'),
+    advanceSeq: db.prepare("UPDATE tasks SET last_seq = ? WHERE id = ? AND status = 'running' AND lease_epoch = ? AND last_seq = ?"),
     finish: db.prepare(`UPDATE tasks SET status = ?, finished_at = ?, completed_at = ?, final_value = ?, error = ?, cancel_reason = ?,
       last_seq = ?, lease_owner = NULL, lease_expires_at = NULL WHERE id = ?`),
     requeue: db.prepare(`UPDATE tasks SET status = 'pending', run_at = ?, error = ?, last_seq = ?, lease_owner = NULL, lease_expires_at = NULL
