@@ -30,6 +30,7 @@ export function createFetchHandler(runtime: Taskstream, options: HttpOptions = {
     }
     const encoder = new TextEncoder();
     let session: SseSession | undefined;
+    let drained: (() => void) | undefined;
     const stream = new ReadableStream<Uint8Array>(
       {
         start(controller) {
@@ -44,13 +45,24 @@ export function createFetchHandler(runtime: Taskstream, options: HttpOptions = {
               closed = true;
             },
             destroy: () => {
-              if (!closed) controller.error(new Error('taskstream: slow reader dropped; resume with Last-Event-ID'));
+              if (!closed) controller.error(new Error('taskstream: stalled reader dropped; resume with Last-Event-ID'));
               closed = true;
+            },
+            onDrain: (callback) => {
+              drained = callback;
             },
           };
           session = new SseSession(transport, reply.task, opts, (s) => heartbeat.delete(s));
           heartbeat.add(session);
           session.start(runtime, reply.afterSeq);
+        },
+        pull(controller) {
+          // The reader took enough to make room again: a paused stream resumes.
+          if (drained !== undefined && (controller.desiredSize ?? 0) > 0) {
+            const callback = drained;
+            drained = undefined;
+            callback();
+          }
         },
         cancel() {
           session?.disconnected();

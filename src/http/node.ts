@@ -78,6 +78,7 @@ function startStream(runtime: Taskstream, opts: ReturnType<typeof resolveHttpOpt
     buffered: () => res.writableLength + (res.socket?.writableLength ?? 0),
     end: () => res.end(),
     destroy: () => res.destroy(),
+    onDrain: (callback) => res.once('drain', callback),
   };
   const session = new SseSession(transport, reply.task, opts, (s) => heartbeat.delete(s));
   heartbeat.add(session);

@@ -9,8 +9,10 @@ export interface HttpOptions {
   readonly retryMs?: number;
   /** Largest request body. Default 1 MiB. */
   readonly maxBodyBytes?: number;
-  /** A stream whose unsent backlog passes this is dropped (the client resumes by Last-Event-ID). Default 256 KiB. */
+  /** A stream's unsent backlog at most; past it the stream pauses and later catches up from the store. Default 256 KiB. */
   readonly maxBufferedBytes?: number;
+  /** A paused stream whose client takes nothing for this long is dropped (it resumes by Last-Event-ID). Default 30000. */
+  readonly stalledClientMs?: number;
   /** Serve the dashboard at `/`. Default true. */
   readonly dashboard?: boolean;
 }
@@ -28,9 +30,10 @@ export function resolveHttpOptions(options: HttpOptions = {}): ResolvedHttpOptio
     retryMs: options.retryMs ?? 2000,
     maxBodyBytes: options.maxBodyBytes ?? 1 << 20,
     maxBufferedBytes: options.maxBufferedBytes ?? 256 * 1024,
+    stalledClientMs: options.stalledClientMs ?? 30_000,
     dashboard: options.dashboard ?? true,
   };
-  for (const key of ['heartbeatMs', 'retryMs', 'maxBodyBytes', 'maxBufferedBytes'] as const) {
+  for (const key of ['heartbeatMs', 'retryMs', 'maxBodyBytes', 'maxBufferedBytes', 'stalledClientMs'] as const) {
     checkPositive(`http option ${key}`, resolved[key]);
   }
   return resolved;

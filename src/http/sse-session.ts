@@ -10,55 +10,67 @@ export interface SseTransport {
   buffered(): number;
   /** Ends the response cleanly (after what was written). */
   end(): void;
-  /** Drops the connection (a slow client: its backlog is freed; it resumes with Last-Event-ID). */
+  /** Drops the connection (a stalled client: its backlog is freed; it resumes with Last-Event-ID). */
   destroy(): void;
+  /** Calls back once when the backlog has been taken by the client. */
+  onDrain(callback: () => void): void;
 }
 
 export interface SseOptions {
   readonly retryMs: number;
   readonly maxBufferedBytes: number;
+  readonly stalledClientMs: number;
 }
 
 /**
  * One SSE response: a hub sink that writes each event's shared frame. Transport-free; the Node
- * and Fetch adapters give it a transport. A client whose backlog passes `maxBufferedBytes` is
- * dropped (memory stays bounded; the store has everything it missed).
+ * and Fetch adapters give it a transport.
+ *
+ * Backpressure: when the client's backlog passes `maxBufferedBytes` the session detaches from the
+ * hub (memory stays bounded: nothing more is queued for it) and waits for the backlog to drain;
+ * then it re-attaches at its last written seq, so what it missed is read from the store. A client
+ * that takes nothing for `stalledClientMs` is dropped; it resumes with Last-Event-ID.
  */
 export class SseSession implements Sink {
   readonly #transport: SseTransport;
   readonly #task: TaskRecord;
-  readonly #maxBuffered: number;
+  readonly #options: SseOptions;
   readonly #onEnd: (session: SseSession) => void;
+  #runtime: Taskstream | undefined;
   #detach: (() => void) | undefined;
+  #cursor = 0;
   #ended = false;
+  #stallTimer: NodeJS.Timeout | undefined;
 
   constructor(transport: SseTransport, task: TaskRecord, options: SseOptions, onEnd: (session: SseSession) => void) {
     this.#transport = transport;
     this.#task = task;
-    this.#maxBuffered = options.maxBufferedBytes;
+    this.#options = options;
     this.#onEnd = onEnd;
     transport.write(retryField(options.retryMs));
   }
 
   start(runtime: Taskstream, afterSeq: number): void {
-    const detach = runtime.watch(this.#task.id, afterSeq, this);
-    if (this.#ended) detach();
-    else this.#detach = detach;
+    this.#runtime = runtime;
+    this.#cursor = afterSeq;
+    this.#attach();
   }
 
   event(event: EventRecord): boolean {
     this.#transport.write(frameOf(event, this.#task.app, this.#task.type));
-    return this.#transport.buffered() <= this.#maxBuffered;
+    this.#cursor = event.seq;
+    return this.#transport.buffered() <= this.#options.maxBufferedBytes;
   }
 
   ping(): void {
-    if (!this.#ended) this.#transport.write(PING);
+    if (!this.#ended && this.#stallTimer === undefined) this.#transport.write(PING);
   }
 
   end(reason: EndReason): void {
     if (this.#ended) return;
+    if (reason === 'overflow') return this.#pause();
     this.#finish();
-    if (reason === 'overflow' || reason === 'error') this.#transport.destroy();
+    if (reason === 'error') this.#transport.destroy();
     else this.#transport.end();
   }
 
@@ -67,8 +79,29 @@ export class SseSession implements Sink {
     if (!this.#ended) this.#finish();
   }
 
+  #attach(): void {
+    const detach = this.#runtime!.watch(this.#task.id, this.#cursor, this);
+    if (this.#ended) detach();
+    else this.#detach = detach;
+  }
+
+  #pause(): void {
+    this.#detach = undefined;
+    this.#stallTimer = setTimeout(() => {
+      if (this.#ended) return;
+      this.#finish();
+      this.#transport.destroy();
+    }, this.#options.stalledClientMs);
+    this.#transport.onDrain(() => {
+      clearTimeout(this.#stallTimer);
+      this.#stallTimer = undefined;
+      if (!this.#ended) this.#attach();
+    });
+  }
+
   #finish(): void {
     this.#ended = true;
+    clearTimeout(this.#stallTimer);
     this.#detach?.();
     this.#onEnd(this);
   }

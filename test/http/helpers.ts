@@ -1,0 +1,146 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { EventSource } from 'eventsource';
+import { exampleTasks } from '../../examples/tasks.js';
+import {
+  type AnyTaskDefinition, createHandler, createTaskstream, type HttpOptions, sqliteStore, type Taskstream,
+  type TaskstreamOptions,
+} from '../../src/index.js';
+
+/** Fails with a clear message when `promise` does not settle within `ms`. */
+export async function within<T>(ms: number, promise: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Resolves when `check()` is true, re-checking on each runtime event; fails after `ms`. */
+export async function until(runtime: Taskstream, check: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
+  await within(ms, (async () => {
+    while (!(await check())) {
+      await new Promise<void>((resolve) => {
+        const offs = [runtime.on('task:finished', done), runtime.on('task:started', done), runtime.on('task:requeued', done)];
+        const timer = setTimeout(done, 20);
+        function done(): void {
+          offs.forEach((off) => off());
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    }
+  })(), what);
+}
+
+export interface TestServer {
+  readonly runtime: Taskstream;
+  readonly server: http.Server;
+  readonly url: string;
+  readonly dbPath: string;
+  /** Closes server and runtime (idempotent). */
+  close(): Promise<void>;
+}
+
+export function tempDb(): { path: string; cleanup(): void } {
+  const dir = mkdtempSync(join(tmpdir(), 'taskstream-http-'));
+  return { path: join(dir, 'tasks.db'), cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export async function startServer(options: {
+  dbPath?: string;
+  tasks?: readonly AnyTaskDefinition[];
+  http?: HttpOptions;
+  runtime?: Partial<TaskstreamOptions>;
+} = {}): Promise<TestServer> {
+  const db = options.dbPath ? undefined : tempDb();
+  const dbPath = options.dbPath ?? db!.path;
+  const runtime = await createTaskstream({
+    store: sqliteStore(dbPath),
+    tasks: [...exampleTasks, ...(options.tasks ?? [])],
+    graceMs: 500,
+    ...options.runtime,
+  });
+  const server = http.createServer(createHandler(runtime, { retryMs: 50, ...options.http }));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  let closing: Promise<void> | undefined;
+  return {
+    runtime,
+    server,
+    dbPath,
+    url: `http://127.0.0.1:${port}`,
+    close: () => (closing ??= (async () => {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      await runtime.close({ timeoutMs: 1000 });
+      server.closeAllConnections();
+      await closed;
+      db?.cleanup();
+    })()),
+  };
+}
+
+export async function post(url: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: any; headers: Headers }> {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, json: text ? JSON.parse(text) : undefined, headers: res.headers };
+}
+
+export async function getJson(url: string, headers: Record<string, string> = {}): Promise<{ status: number; json: any; headers: Headers }> {
+  const res = await fetch(url, { headers });
+  const text = await res.text();
+  return { status: res.status, json: text ? JSON.parse(text) : undefined, headers: res.headers };
+}
+
+export interface Received {
+  readonly seq: number;
+  readonly type: string;
+  readonly data: Record<string, unknown>;
+}
+
+const EVENT_TYPES = ['start', 'started', 'progress', 'final', 'complete', 'error', 'cancelled', 'timeout', 'retry', 'interrupted', 'tick', 'big'];
+const TERMINAL = new Set(['complete', 'error', 'cancelled', 'timeout']);
+
+/**
+ * Watches a stream with the `eventsource` package (reconnects with Last-Event-ID by itself).
+ * `done` resolves with every event received once the terminal event arrives.
+ */
+export function watch(url: string, onEvent?: (e: Received, es: EventSource) => void): { es: EventSource; events: Received[]; done: Promise<Received[]> } {
+  const es = new EventSource(url);
+  const events: Received[] = [];
+  const done = new Promise<Received[]>((resolve) => {
+    for (const type of EVENT_TYPES) {
+      es.addEventListener(type, (message) => {
+        // EventSource fires its own `error` events (connection trouble) with no data: not an SSE event.
+        if (message.data === undefined) return;
+        const e = { seq: Number(message.lastEventId), type, data: JSON.parse(message.data) as Record<string, unknown> };
+        events.push(e);
+        onEvent?.(e, es);
+        if (TERMINAL.has(type)) {
+          es.close();
+          resolve(events);
+        }
+      });
+    }
+  });
+  return { es, events, done };
+}
+
+export function seqs(events: readonly Received[]): number[] {
+  return events.map((e) => e.seq);
+}
+
+export function range(from: number, to: number): number[] {
+  return Array.from({ length: to - from + 1 }, (_, i) => from + i);
+}
