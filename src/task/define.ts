@@ -30,9 +30,9 @@ export interface RetryPolicy {
   readonly maxBackoffMs?: number;
 }
 
-export interface TaskDefinition<S extends StandardSchemaV1 = StandardSchemaV1, R = unknown> {
-  readonly app: string;
-  readonly type: string;
+export interface TaskDefinition<S extends StandardSchemaV1 = StandardSchemaV1, R = unknown, A extends string = string, T extends string = string> {
+  readonly app: A;
+  readonly type: T;
   /** A Standard Schema (zod, valibot, arktype …) that validates and types the input. */
   readonly input: S;
   /**
@@ -56,7 +56,10 @@ export type InputOf<D> = D extends TaskDefinition<infer S, unknown> ? StandardSc
 export type ResultOf<D> = D extends TaskDefinition<StandardSchemaV1, infer R> ? Awaited<R> : never;
 
 /** Declares a task type. Checks its names and options at once, so mistakes surface at import time. */
-export function defineTask<S extends StandardSchemaV1, R>(definition: TaskDefinition<S, R>): TaskDefinition<S, R> {
+/** Keeps `app` and `type` as literal types, so a typed client knows every kind by name. */
+export function defineTask<S extends StandardSchemaV1, R, const A extends string, const T extends string>(
+  definition: TaskDefinition<S, R, A, T>,
+): TaskDefinition<S, R, A, T> {
   const { app, type, input, timeoutMs, graceMs, retries, run } = definition;
   for (const [what, name] of [['app', app], ['type', type]] as const) {
     if (typeof name !== 'string' || !NAME_PATTERN.test(name)) {
