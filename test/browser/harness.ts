@@ -17,6 +17,7 @@ import { type Browser, chromium, type Page } from 'playwright-core';
 import { exampleTasks } from '../../examples/tasks.js';
 import { createHandler, type HttpOptions } from '../../src/http/index.js';
 import { createTaskstream, sqliteStore, type Taskstream } from '../../src/index.js';
+import { within } from '../support/within.js';
 
 /** Debian's Chromium (`apt-get install chromium`); CHROMIUM_PATH overrides it (e.g. to check the skip). */
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -166,18 +167,7 @@ export async function bundle(entry: string, options: { globalName?: string } = {
   return file.text;
 }
 
-/** Resolves with `promise`, or fails with a clear message after `ms`. */
-export async function within<T>(ms: number, promise: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+export { within };
 
 export function html(body: string): TestPage {
   return { contentType: 'text/html; charset=utf-8', body: `<!doctype html><meta charset="utf-8"><title>test</title>${body}` };

@@ -11,19 +11,9 @@ import {
   createTaskstream, sqliteStore, TERMINAL_STATUSES,
   type Logger, type Taskstream, type TaskstreamOptions, type TaskEvent, type TaskRecord, type TaskRef, type TaskstreamEvents,
 } from '../../src/index.js';
+import { within } from '../support/within.js';
 
-/** Resolves with `promise`, or rejects (failing the test) once `ms` have passed. */
-export async function within<T>(ms: number, promise: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+export { within };
 
 export interface Deferred<T> {
   readonly promise: Promise<T>;

@@ -9,19 +9,9 @@ import {
   type AnyTaskDefinition, createHandler, createTaskstream, type HttpOptions, sqliteStore, type Taskstream,
   type TaskstreamOptions,
 } from '../../src/index.js';
+import { within } from '../support/within.js';
 
-/** Fails with a clear message when `promise` does not settle within `ms`. */
-export async function within<T>(ms: number, promise: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+export { within };
 
 /** Resolves when `check()` is true, re-checking on each runtime event; fails after `ms`. */
 export async function until(runtime: Taskstream, check: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
