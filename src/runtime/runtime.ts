@@ -1,18 +1,16 @@
-import type { StandardSchemaV1 } from '@standard-schema/spec';
 import { randomUUID } from 'node:crypto';
 import type { Bus, Command } from '../bus/types.js';
 import { LocalBus } from '../bus/local.js';
-import {
-  InputValidationError, RuntimeClosedError, TaskNotFoundError, TaskStateError, UnknownTaskTypeError,
-} from '../errors.js';
+import { RuntimeClosedError, TaskNotFoundError, TaskStateError, UnknownTaskTypeError } from '../errors.js';
 import { Hub, type Sink } from '../hub/hub.js';
 import { type Logger, silentLogger } from '../logger.js';
-import type { EventRecord, FinishResult, Store, TaskRecord, TaskStatus } from '../store/types.js';
+import type { EventRecord, Store, TaskRecord, TaskStatus } from '../store/types.js';
 import { TERMINAL_STATUSES } from '../store/types.js';
-import { type AnyTaskDefinition, checkDelay, checkPositive, type InputOf, MAX_TIMER_MS, retryPolicyOf, type TaskDefinition } from '../task/define.js';
+import { type AnyTaskDefinition, checkDelay, checkPositive, type InputOf, MAX_TIMER_MS, type TaskDefinition } from '../task/define.js';
+import { validateInput } from '../task/validate.js';
 import { assertName } from '../task/names.js';
-import { SafeEmitter, type RunInfo, type TaskstreamEvents } from './emitter.js';
-import { cancelled, type Plan, planOutcome } from './outcome.js';
+import { SafeEmitter, type TaskstreamEvents } from './emitter.js';
+import { type ExecuteDeps, executeRun, runInfo } from './execute.js';
 import { ActiveRun } from './run.js';
 import { Subscription, type TaskEvent } from './subscription.js';
 import { EventWriter } from './writer.js';
@@ -79,6 +77,7 @@ export class Taskstream implements AsyncDisposable {
   readonly #emitter: SafeEmitter<TaskstreamEvents>;
   readonly #writer: EventWriter;
   readonly #hub: Hub;
+  readonly #runDeps: ExecuteDeps;
   #unsubscribeCommands: (() => void) | undefined;
   #sweepTimer: NodeJS.Timeout | undefined;
   #renewTimer: NodeJS.Timeout | undefined;
@@ -121,6 +120,10 @@ export class Taskstream implements AsyncDisposable {
       run?.abandon();
     });
     this.#hub = new Hub(this.store, this.bus, onError);
+    this.#runDeps = {
+      store: this.store, bus: this.bus, writer: this.#writer, emitter: this.#emitter, logger: this.logger,
+      maxEventBytes: this.#opts.maxEventBytes, graceMs: this.#opts.graceMs,
+    };
   }
 
   /** `createTaskstream`. */
@@ -180,7 +183,7 @@ export class Taskstream implements AsyncDisposable {
     if (options.runAt !== undefined && !(options.runAt instanceof Date && Number.isFinite(options.runAt.getTime()))) {
       throw new TypeError('create: runAt must be a valid Date');
     }
-    const value = await validate(def, input);
+    const value = await validateInput(def, input);
     const timeoutMs = options.timeoutMs ?? (typeof def.timeoutMs === 'function' ? def.timeoutMs(value) : undefined);
     checkDelay(`${def.app}/${def.type} timeoutMs(input)`, timeoutMs);
     const now = Date.now();
@@ -434,7 +437,9 @@ export class Taskstream implements AsyncDisposable {
     this.#active.set(run.id, run);
     this.#renewTimer ??= setInterval(() => void this.#renewLeases(), Math.max(10, this.#opts.leaseMs / 3));
     this.#emitter.emit('task:started', runInfo(run.task));
-    this.#execute(run)
+    // Claims only ever name registered kinds.
+    const def = this.#defs.get(`${run.task.app}/${run.task.type}`)!;
+    executeRun(this.#runDeps, run, def)
       .catch((err: unknown) => this.logger.error({ err, taskId: run.id }, 'taskstream: run bookkeeping failed'))
       .finally(() => {
         this.#active.delete(run.id);
@@ -445,60 +450,6 @@ export class Taskstream implements AsyncDisposable {
         run.finished();
         this.#schedule();
       });
-  }
-
-  async #execute(run: ActiveRun): Promise<void> {
-    const def = this.#defs.get(`${run.task.app}/${run.task.type}`);
-    if (def === undefined) throw new Error(`claimed task ${run.id} of an unregistered type`);
-    const logger = this.logger;
-    const ctx = run.context({
-      writer: this.#writer, logger, maxEventBytes: this.#opts.maxEventBytes,
-      takeSignal: (id, name) => this.store.takeSignal(id, name),
-    });
-    const timeoutMs = run.task.timeoutMs ?? (typeof def.timeoutMs === 'number' ? def.timeoutMs : undefined);
-    const graceMs = def.graceMs ?? this.#opts.graceMs;
-    const timer = timeoutMs === undefined ? undefined : setTimeout(() => run.abort('timeout', 'timeout', graceMs), timeoutMs);
-    const settled = await run.settle((async () => def.run(ctx, run.task.input))());
-    clearTimeout(timer);
-    if (settled.kind === 'abandoned') {
-      logger.warn({ taskId: run.id, kind: run.abortKind }, `taskstream: task ${run.task.app}/${run.task.type}/${run.id} ignored its aborted signal; its promise is abandoned`);
-      this.#emitter.emit('task:abandoned', { ...runInfo(run.task), reason: run.abortKind ?? 'unknown' });
-    }
-    if (settled.kind === 'error' && run.abortKind !== undefined) {
-      logger.warn({ err: settled.error, taskId: run.id, kind: run.abortKind }, 'taskstream: run threw after its signal aborted');
-    }
-    await this.#writer.flush();
-    const plan = planOutcome(run, settled, retryPolicyOf(def), timeoutMs, Date.now());
-    await this.#apply(run, plan);
-  }
-
-  async #apply(run: ActiveRun, plan: Plan): Promise<void> {
-    if (plan.action === 'none') return;
-    const now = Date.now();
-    let result: FinishResult;
-    if (plan.action === 'finish') {
-      result = await this.store.finishRun({
-        taskId: run.id, epoch: run.epoch, status: plan.status, finalValue: plan.finalValue, error: plan.error,
-        cancelReason: plan.cancelReason, event: plan.event, unlessCancelRequested: plan.yieldsToCancel, now,
-      });
-    } else {
-      result = await this.store.requeueRun({ taskId: run.id, epoch: run.epoch, runAt: plan.runAt, event: plan.event, error: plan.error, now });
-    }
-    if (!result.ok && result.reason === 'cancel_requested') {
-      // A cancel landed before this outcome was written: the cancel wins, as it was told.
-      return this.#apply(run, cancelled(result.cancelReason));
-    }
-    if (!result.ok) {
-      this.logger.warn({ taskId: run.id }, 'taskstream: run outcome refused; another process owns the task now');
-      return;
-    }
-    this.bus.publishEvents(run.id, [result.event]);
-    if (plan.action === 'finish') {
-      this.#emitter.emit('task:finished', { ...runInfo(run.task), status: plan.status });
-    } else {
-      this.#emitter.emit('task:requeued', { ...runInfo(run.task), reason: plan.reason, runAt: plan.runAt });
-      if (plan.reason === 'retry') this.bus.publishCommand({ kind: 'wake' });
-    }
   }
 
   async #renewLeases(): Promise<void> {
@@ -527,22 +478,6 @@ export class Taskstream implements AsyncDisposable {
 
 function normalizeRef(ref: TaskRef): { id: number; app?: string | undefined; type?: string | undefined } {
   return typeof ref === 'number' ? { id: ref } : ref;
-}
-
-function runInfo(task: TaskRecord): RunInfo {
-  return { id: task.id, app: task.app, type: task.type, attempt: task.attempt };
-}
-
-async function validate(def: AnyTaskDefinition, input: unknown): Promise<unknown> {
-  const result = await (def.input as StandardSchemaV1)['~standard'].validate(input);
-  if (result.issues) {
-    const issues = result.issues.map((issue) => ({
-      path: (issue.path ?? []).map((p) => String(typeof p === 'object' ? p.key : p)).join('.'),
-      message: issue.message,
-    }));
-    throw new InputValidationError(`${def.app}/${def.type}`, issues);
-  }
-  return result.value;
 }
 
 export type { TaskDefinition };

@@ -1,0 +1,80 @@
+import type { Bus } from '../bus/types.js';
+import type { Logger } from '../logger.js';
+import type { FinishResult, Store, TaskRecord } from '../store/types.js';
+import { type AnyTaskDefinition, retryPolicyOf } from '../task/define.js';
+import type { RunInfo, SafeEmitter, TaskstreamEvents } from './emitter.js';
+import { cancelled, type Plan, planOutcome } from './outcome.js';
+import type { ActiveRun } from './run.js';
+import type { EventWriter } from './writer.js';
+
+export interface ExecuteDeps {
+  readonly store: Store;
+  readonly bus: Bus;
+  readonly writer: EventWriter;
+  readonly emitter: SafeEmitter<TaskstreamEvents>;
+  readonly logger: Logger;
+  readonly maxEventBytes: number;
+  /** The runtime's default grace for a run that ignores its aborted signal. */
+  readonly graceMs: number;
+}
+
+/**
+ * One claimed run, start to stored outcome: build its context, arm its timeout, wait for it to
+ * settle (or be abandoned after its grace), flush its events, then write the outcome `planOutcome`
+ * decides. Events the run sent always precede the terminal event: they are flushed first.
+ */
+export async function executeRun(deps: ExecuteDeps, run: ActiveRun, def: AnyTaskDefinition): Promise<void> {
+  const { logger } = deps;
+  const ctx = run.context({
+    writer: deps.writer, logger, maxEventBytes: deps.maxEventBytes,
+    takeSignal: (id, name) => deps.store.takeSignal(id, name),
+  });
+  const timeoutMs = run.task.timeoutMs ?? (typeof def.timeoutMs === 'number' ? def.timeoutMs : undefined);
+  const graceMs = def.graceMs ?? deps.graceMs;
+  const timer = timeoutMs === undefined ? undefined : setTimeout(() => run.abort('timeout', 'timeout', graceMs), timeoutMs);
+  const settled = await run.settle((async () => def.run(ctx, run.task.input))());
+  clearTimeout(timer);
+  if (settled.kind === 'abandoned') {
+    logger.warn({ taskId: run.id, kind: run.abortKind }, `taskstream: task ${run.task.app}/${run.task.type}/${run.id} ignored its aborted signal; its promise is abandoned`);
+    deps.emitter.emit('task:abandoned', { ...runInfo(run.task), reason: run.abortKind ?? 'unknown' });
+  }
+  if (settled.kind === 'error' && run.abortKind !== undefined) {
+    logger.warn({ err: settled.error, taskId: run.id, kind: run.abortKind }, 'taskstream: run threw after its signal aborted');
+  }
+  await deps.writer.flush();
+  const plan = planOutcome(run, settled, retryPolicyOf(def), timeoutMs, Date.now());
+  await applyPlan(deps, run, plan);
+}
+
+async function applyPlan(deps: ExecuteDeps, run: ActiveRun, plan: Plan): Promise<void> {
+  if (plan.action === 'none') return;
+  const now = Date.now();
+  let result: FinishResult;
+  if (plan.action === 'finish') {
+    result = await deps.store.finishRun({
+      taskId: run.id, epoch: run.epoch, status: plan.status, finalValue: plan.finalValue, error: plan.error,
+      cancelReason: plan.cancelReason, event: plan.event, unlessCancelRequested: plan.yieldsToCancel, now,
+    });
+  } else {
+    result = await deps.store.requeueRun({ taskId: run.id, epoch: run.epoch, runAt: plan.runAt, event: plan.event, error: plan.error, now });
+  }
+  if (!result.ok && result.reason === 'cancel_requested') {
+    // A cancel landed before this outcome was written: the cancel wins, as it was told.
+    return applyPlan(deps, run, cancelled(result.cancelReason));
+  }
+  if (!result.ok) {
+    deps.logger.warn({ taskId: run.id }, 'taskstream: run outcome refused; another process owns the task now');
+    return;
+  }
+  deps.bus.publishEvents(run.id, [result.event]);
+  if (plan.action === 'finish') {
+    deps.emitter.emit('task:finished', { ...runInfo(run.task), status: plan.status });
+  } else {
+    deps.emitter.emit('task:requeued', { ...runInfo(run.task), reason: plan.reason, runAt: plan.runAt });
+    if (plan.reason === 'retry') deps.bus.publishCommand({ kind: 'wake' });
+  }
+}
+
+export function runInfo(task: TaskRecord): RunInfo {
+  return { id: task.id, app: task.app, type: task.type, attempt: task.attempt };
+}
