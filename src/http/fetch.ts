@@ -20,6 +20,7 @@ export function createFetchHandler(runtime: Taskstream, options: HttpOptions = {
       path: stripBase(url.pathname, opts.basePath),
       query: url.searchParams,
       basePath: opts.basePath,
+      atMountWithoutSlash: opts.basePath !== '' && url.pathname === opts.basePath,
       header: (name) => request.headers.get(name) ?? undefined,
       body: (limit) => readBody(request, limit),
     };

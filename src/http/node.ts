@@ -32,11 +32,15 @@ async function handle(runtime: Taskstream, opts: ReturnType<typeof resolveHttpOp
   // Express strips its mount path into req.baseUrl; otherwise strip `basePath` ourselves.
   const mounted = (req as { baseUrl?: unknown }).baseUrl;
   const basePath = typeof mounted === 'string' && mounted !== '' ? mounted : opts.basePath;
+  // Express keeps the unstripped URL in req.originalUrl.
+  const original = (req as { originalUrl?: unknown }).originalUrl;
+  const fullPath = typeof original === 'string' ? new URL(original, 'http://localhost').pathname : url.pathname;
   const request: HttpRequest = {
     method: req.method ?? 'GET',
     path: stripBase(url.pathname, opts.basePath),
     query: url.searchParams,
     basePath,
+    atMountWithoutSlash: basePath !== '' && fullPath === basePath,
     header: (name) => {
       const value = req.headers[name];
       return Array.isArray(value) ? value.join(', ') : value;
@@ -89,10 +93,15 @@ function startStream(runtime: Taskstream, opts: ReturnType<typeof resolveHttpOpt
 function readBody(req: IncomingMessage, limit: number): Promise<Uint8Array | 'too_large'> {
   const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > limit) return Promise.resolve('too_large');
-  // A framework (Express with express.json(), Fastify) may have read the body already.
+  // A framework (Express with express.json()) may have read the body already and left it in req.body.
   const parsed = (req as { body?: unknown }).body;
-  if (parsed !== undefined && req.readableEnded) {
-    return Promise.resolve(Buffer.from(typeof parsed === 'string' || parsed instanceof Uint8Array ? parsed : JSON.stringify(parsed)));
+  if (req.readableEnded) {
+    if (parsed !== undefined) {
+      return Promise.resolve(Buffer.from(typeof parsed === 'string' || parsed instanceof Uint8Array ? parsed : JSON.stringify(parsed)));
+    }
+    // Read elsewhere and not left in req.body (Fastify's own parsers): waiting for 'end' would hang.
+    if (declared === 0 && req.headers['transfer-encoding'] === undefined) return Promise.resolve(new Uint8Array());
+    return Promise.reject(new Error('taskstream: the request body was already read by another parser; leave it unread for the handler (see examples/README.md)'));
   }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];

@@ -15,6 +15,11 @@ export interface HttpRequest {
   readonly query: URLSearchParams;
   /** Prefix of generated URLs (`Location`, `stream_url`). */
   readonly basePath: string;
+  /**
+   * The request named the mount point itself without its trailing slash (`/ts`, not `/ts/`): it is
+   * redirected (308) to `/ts/`, so the dashboard's relative asset URLs resolve under the prefix.
+   */
+  readonly atMountWithoutSlash?: boolean;
   header(name: string): string | undefined;
   /** The body, or 'too_large' past `limit` bytes. */
   body(limit: number): Promise<Uint8Array | 'too_large'>;
@@ -40,6 +45,10 @@ const ID_PATTERN = /^[1-9][0-9]{0,15}$/;
  * `1e3`, `-1`, and numbers past 2^53 are a 400 "Invalid task ID").
  */
 export async function route(runtime: Taskstream, req: HttpRequest, options: RouteOptions): Promise<Reply> {
+  if (req.atMountWithoutSlash === true && req.basePath !== '') {
+    const search = req.query.toString();
+    return { kind: 'body', status: 308, headers: { location: `${req.basePath}/${search === '' ? '' : `?${search}`}` }, body: '' };
+  }
   let segments: string[];
   try {
     const path = req.path.length > 1 && req.path.endsWith('/') ? req.path.slice(0, -1) : req.path;
