@@ -65,20 +65,11 @@ function startStream(runtime: Taskstream, opts: ReturnType<typeof resolveHttpOpt
   req.socket.setNoDelay(true);
   req.socket.setTimeout(0);
   res.writeHead(200, SSE_HEADERS);
-  let corked = false;
   const transport: SseTransport = {
-    write(chunk) {
-      // Frames written in one tick (a group-commit batch) leave in one packet.
-      if (!corked) {
-        corked = true;
-        res.cork();
-        process.nextTick(() => {
-          corked = false;
-          res.uncork();
-        });
-      }
-      res.write(chunk);
-    },
+    // Frames written in one tick (a group-commit batch) leave in one packet: ServerResponse.write
+    // corks the socket itself on the first write of a tick and uncorks it on process.nextTick, so
+    // a cork of our own here would only add a closure and a nextTick per stream per tick.
+    write: (chunk) => void res.write(chunk),
     buffered: () => res.writableLength + (res.socket?.writableLength ?? 0),
     end: () => res.end(),
     destroy: () => res.destroy(),

@@ -33,7 +33,10 @@ export interface SseOptions {
  */
 export class SseSession implements Sink {
   readonly #transport: SseTransport;
-  readonly #task: TaskRecord;
+  // Only what the frames need, not the whole task row (dates, input, result): less memory per stream.
+  readonly #taskId: number;
+  readonly #app: string;
+  readonly #type: string;
   readonly #options: SseOptions;
   readonly #onEnd: (session: SseSession) => void;
   #runtime: Taskstream | undefined;
@@ -44,7 +47,9 @@ export class SseSession implements Sink {
 
   constructor(transport: SseTransport, task: TaskRecord, options: SseOptions, onEnd: (session: SseSession) => void) {
     this.#transport = transport;
-    this.#task = task;
+    this.#taskId = task.id;
+    this.#app = task.app;
+    this.#type = task.type;
     this.#options = options;
     this.#onEnd = onEnd;
     transport.write(retryField(options.retryMs));
@@ -57,7 +62,7 @@ export class SseSession implements Sink {
   }
 
   event(event: EventRecord): boolean {
-    this.#transport.write(frameOf(event, this.#task.app, this.#task.type));
+    this.#transport.write(frameOf(event, this.#app, this.#type));
     this.#cursor = event.seq;
     return this.#transport.buffered() <= this.#options.maxBufferedBytes;
   }
@@ -80,7 +85,7 @@ export class SseSession implements Sink {
   }
 
   #attach(): void {
-    const detach = this.#runtime!.watch(this.#task.id, this.#cursor, this);
+    const detach = this.#runtime!.watch(this.#taskId, this.#cursor, this);
     if (this.#ended) detach();
     else this.#detach = detach;
   }
