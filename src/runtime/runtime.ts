@@ -22,7 +22,7 @@ export interface TaskstreamOptions {
   readonly tasks: readonly AnyTaskDefinition[];
   /** Runs at once in this runtime; the rest wait as pending. Default 10. */
   readonly concurrency?: number;
-  /** A run's lease; renewed every third of it. A dead process's runs are taken over after it. Default 30 s. */
+  /** A run's lease; renewed every third of it. A dead process's runs are taken over after it. Default 10 s. */
   readonly leaseMs?: number;
   /** How often to look for runs whose lease expired and for work another process created. Default 1000 ms. */
   readonly sweepIntervalMs?: number;
@@ -55,7 +55,7 @@ export interface CreateResult {
   readonly created: boolean;
 }
 
-const DEFAULTS = { concurrency: 10, leaseMs: 30_000, sweepIntervalMs: 1000, graceMs: 5000, maxEventBytes: 1 << 20, subscriberBuffer: 1000 };
+const DEFAULTS = { concurrency: 10, leaseMs: 10_000, sweepIntervalMs: 1000, graceMs: 5000, maxEventBytes: 1 << 20, subscriberBuffer: 1000 };
 
 /** Creates a runtime: migrates the store, connects the bus, and starts claiming work. */
 export async function createTaskstream(options: TaskstreamOptions): Promise<Taskstream> {
@@ -467,7 +467,8 @@ export class Taskstream implements AsyncDisposable {
   async #sweep(): Promise<void> {
     if (this.closed) return;
     try {
-      const events = await this.store.recoverExpired(Date.now());
+      // Our own runs are alive even if a stalled event loop let their lease lapse: never recover them here.
+      const events = await this.store.recoverExpired(Date.now(), [...this.#active.keys()]);
       for (const e of events) this.bus.publishEvents(e.taskId, [e]);
     } catch (err) {
       this.logger.error({ err }, 'taskstream: recovering expired runs failed');

@@ -138,8 +138,11 @@ export interface Store {
   requeueRun(requeue: RequeueRun): Promise<FinishResult>;
   /** Cancels a pending task at once; records the request on a running one; refuses a finished one. */
   requestCancel(taskId: number, reason: string, now: number): Promise<CancelResult>;
-  /** Running tasks whose lease expired (their process died) go back to pending with an `interrupted` event. */
-  recoverExpired(now: number): Promise<EventRecord[]>;
+  /**
+   * Running tasks whose lease expired (their process died) go back to pending with an `interrupted`
+   * event. `alive` are the caller's own runs, which it knows are running even if their lease lapsed.
+   */
+  recoverExpired(now: number, alive: readonly number[]): Promise<EventRecord[]>;
   /** Moves a pending task's next run to now. */
   makeRunnable(taskId: number, now: number): Promise<boolean>;
   /** Earliest `run_at` of a pending task of these kinds that is still in the future. */

@@ -27,6 +27,32 @@ function freezableStore(file: string): { store: Store; freeze(): void } {
 }
 
 void describe('leases', () => {
+  void test('a run that stalls its own event loop past its lease is not recovered (run twice) by its own runtime', async () => {
+    let runs = 0;
+    const Stall = defineTask({
+      app: 'core',
+      type: 'Stall',
+      input: z.object({}),
+      async run(ctx) {
+        runs += 1;
+        await ctx.send('start', {});
+        // A synchronous stretch longer than the lease: renewal and sweep timers both come due at once.
+        const until = Date.now() + 250;
+        while (Date.now() < until) { /* blocking work */ }
+        await ctx.send('after', {});
+        return 'done';
+      },
+    });
+    await using rt = await open(tmp.db(), { tasks: [Stall], leaseMs: 60, sweepIntervalMs: 5 });
+    const task = await rt.create(Stall, {});
+    const done = await finished(rt, task.id);
+    assert.equal(done.status, 'completed');
+    assert.equal(done.attempt, 1);
+    assert.equal(runs, 1);
+    const log = await assertLog(rt, done, 'complete');
+    assert.deepEqual(log.map((e) => e.type), ['start', 'after', 'complete']);
+  });
+
   void test('a run longer than its lease keeps it by renewal; a second runtime never takes it over', async () => {
     const file = tmp.db();
     const runs = new Map<number, number>();

@@ -210,10 +210,10 @@ export class SqliteStore implements Store {
     }).immediate();
   }
 
-  async recoverExpired(now: number): Promise<EventRecord[]> {
+  async recoverExpired(now: number, alive: readonly number[]): Promise<EventRecord[]> {
     const q = this.#q;
     return this.#db.transaction(() => {
-      const rows = q.expired.all(now) as TaskRow[];
+      const rows = q.expired.all(now, JSON.stringify(alive)) as TaskRow[];
       return rows.map((row) => {
         if (row.cancel_requested !== null) {
           // Its owner died after a cancel was recorded: the cancel takes effect now.
@@ -301,7 +301,8 @@ function prepare(db: Database.Database) {
     requeue: db.prepare(`UPDATE tasks SET status = 'pending', run_at = ?, error = ?, last_seq = ?, lease_owner = NULL, lease_expires_at = NULL
       WHERE id = ?`),
     requestCancel: db.prepare('UPDATE tasks SET cancel_requested = ? WHERE id = ?'),
-    expired: db.prepare("SELECT * FROM tasks WHERE status = 'running' AND lease_expires_at < ?"),
+    expired: db.prepare(`SELECT * FROM tasks WHERE status = 'running' AND lease_expires_at < ?
+      AND id NOT IN (SELECT value FROM json_each(?))`),
     makeRunnable: db.prepare("UPDATE tasks SET run_at = ? WHERE id = ? AND status = 'pending' AND run_at > ?"),
     nextRunAt: db.prepare(`SELECT MIN(run_at) FROM tasks WHERE status = 'pending' AND run_at > ? AND ${kindFilter}`),
     readEvents: db.prepare('SELECT task_id, seq, type, data, at FROM events WHERE task_id = ? AND seq > ? ORDER BY seq LIMIT ?'),
