@@ -100,3 +100,40 @@ void test('a second signal during the drain forces exit 130', async () => {
     server.kill();
   }
 });
+
+void test('a server killed mid-task (SIGKILL): the next serve takes the run over once its lease expires and runs it again', async () => {
+  using dir = tempDir();
+  const db = join(dir.path, 'crash.db');
+  const procs: Cli[] = [];
+  try {
+    const first = await startServer(db, ['--lease-ms', '300']);
+    procs.push(first);
+    const created = await runCli(['create', 'examples/ContinueTask', '--input', '{"timeout_ms":60000}', '--url', first.url]);
+    const [, ref] = created.stdout.match(/^created (\S+)/) ?? [];
+    assert.ok(ref, created.stdout + created.stderr);
+    const tail = cli(['tail', ref, '--url', first.url]);
+    procs.push(tail);
+    await tail.line(/^1 started /);
+
+    first.child.kill('SIGKILL'); // no drain: the task is left `running` under a lease nobody renews
+    assert.equal((await first.exit()).signal, 'SIGKILL');
+
+    const port = new URL(first.url).port;
+    const second = cli(['serve', '--port', port, '--db', db, '--lease-ms', '300']);
+    procs.push(second);
+    await second.line(/listening on http:\/\/127\.0\.0\.1:\d+$/);
+    await tail.line(/^3 started /, 30_000);
+    assert.match(tail.stdout(), /^2 interrupted \{"reason":"lease_expired"\}$/m);
+    const task = (await (await fetch(`${first.url}/tasks/${ref}`)).json()) as { status: string; attempt: number };
+    assert.deepEqual([task.status, task.attempt], ['running', 2]);
+
+    assert.equal((await runCli(['signal', ref, 'continue', '--url', first.url])).code, 0);
+    assert.deepEqual(await tail.exit(), { code: 0, signal: null });
+    const seqs = tail.stdout().trimEnd().split('\n').map((line) => Number(line.split(' ')[0]));
+    assert.deepEqual(seqs, [1, 2, 3, 4, 5], 'no gap, no duplicate across the crash');
+    second.child.kill('SIGTERM');
+    assert.equal((await second.exit()).code, 0);
+  } finally {
+    for (const proc of procs) proc.kill();
+  }
+});
