@@ -8,19 +8,39 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { cli, runCli, startServer, tempDir, type Cli } from './helpers.js';
 
+/** A serve on `db` running a ContinueTask (it waits for `continue`), with a `tail` that has seen `1 started`. */
+async function watchedContinueTask(db: string, procs: Cli[], extra: string[] = []): Promise<{ first: Cli & { url: string }; ref: string; tail: Cli }> {
+  const first = await startServer(db, extra);
+  procs.push(first);
+  const created = await runCli(['create', 'examples/ContinueTask', '--input', '{"timeout_ms":60000}', '--url', first.url]);
+  const [, ref] = created.stdout.match(/^created (\S+)/) ?? [];
+  assert.ok(ref, created.stdout + created.stderr);
+  const tail = cli(['tail', ref, '--url', first.url]);
+  procs.push(tail);
+  await tail.line(/^1 started /);
+  return { first, ref, tail };
+}
+
+/** A second serve on the same database and port; resolves once it listens and the task's second run has started. */
+async function restartOnSamePort(url: string, db: string, procs: Cli[], tail: Cli, extra: string[] = []): Promise<Cli> {
+  const second = cli(['serve', '--port', new URL(url).port, '--db', db, ...extra]);
+  procs.push(second);
+  await second.line(/listening on http:\/\/127\.0\.0\.1:\d+$/);
+  await tail.line(/^3 started /, 30_000);
+  return second;
+}
+
+/** The tail's seqs, one per printed event line. */
+function tailSeqs(tail: Cli): number[] {
+  return tail.stdout().trimEnd().split('\n').map((line) => Number(line.split(' ')[0]));
+}
+
 void test('SIGTERM drains a running task back to pending; the next serve runs it again and tail follows across the restart', async () => {
   using dir = tempDir();
   const db = join(dir.path, 'drain.db');
   const procs: Cli[] = [];
   try {
-    const first = await startServer(db);
-    procs.push(first);
-    const created = await runCli(['create', 'examples/ContinueTask', '--input', '{"timeout_ms":60000}', '--url', first.url]);
-    const [, ref] = created.stdout.match(/^created (\S+)/) ?? [];
-    assert.ok(ref, created.stdout + created.stderr);
-    const tail = cli(['tail', ref, '--url', first.url]);
-    procs.push(tail);
-    await tail.line(/^1 started /);
+    const { first, ref, tail } = await watchedContinueTask(db, procs);
 
     first.child.kill('SIGTERM');
     assert.deepEqual(await first.exit(), { code: 0, signal: null });
@@ -30,11 +50,7 @@ void test('SIGTERM drains a running task back to pending; the next serve runs it
     assert.equal(lifecycle[2], 'taskstream: closed (exit 0)');
 
     // Same database, same address: the interrupted task runs again.
-    const port = new URL(first.url).port;
-    const second = cli(['serve', '--port', port, '--db', db]);
-    procs.push(second);
-    await second.line(/listening on http:\/\/127\.0\.0\.1:\d+$/);
-    await tail.line(/^3 started /, 30_000);
+    const second = await restartOnSamePort(first.url, db, procs, tail);
     assert.match(tail.stdout(), /^2 interrupted \{"reason":"shutdown"\}$/m);
     const task = (await (await fetch(`${first.url}/tasks/${ref}`)).json()) as { status: string; attempt: number };
     assert.equal(task.status, 'running');
@@ -43,7 +59,7 @@ void test('SIGTERM drains a running task back to pending; the next serve runs it
     const signal = await runCli(['signal', ref, 'continue', '--payload', '{"go":true}', '--url', first.url]);
     assert.equal(signal.code, 0, signal.stderr);
     assert.deepEqual(await tail.exit(), { code: 0, signal: null });
-    const seqs = tail.stdout().trimEnd().split('\n').map((line) => Number(line.split(' ')[0]));
+    const seqs = tailSeqs(tail);
     assert.deepEqual(seqs, [1, 2, 3, 4, 5], 'no gap, no duplicate across the restart');
     assert.match(tail.stdout(), /^4 final \{"message":"Continue signal received","payload":\{"go":true\}\}$/m);
     assert.match(tail.stdout(), /^5 complete /m);
@@ -106,30 +122,19 @@ void test('a server killed mid-task (SIGKILL): the next serve takes the run over
   const db = join(dir.path, 'crash.db');
   const procs: Cli[] = [];
   try {
-    const first = await startServer(db, ['--lease-ms', '300']);
-    procs.push(first);
-    const created = await runCli(['create', 'examples/ContinueTask', '--input', '{"timeout_ms":60000}', '--url', first.url]);
-    const [, ref] = created.stdout.match(/^created (\S+)/) ?? [];
-    assert.ok(ref, created.stdout + created.stderr);
-    const tail = cli(['tail', ref, '--url', first.url]);
-    procs.push(tail);
-    await tail.line(/^1 started /);
+    const { first, ref, tail } = await watchedContinueTask(db, procs, ['--lease-ms', '300']);
 
     first.child.kill('SIGKILL'); // no drain: the task is left `running` under a lease nobody renews
     assert.equal((await first.exit()).signal, 'SIGKILL');
 
-    const port = new URL(first.url).port;
-    const second = cli(['serve', '--port', port, '--db', db, '--lease-ms', '300']);
-    procs.push(second);
-    await second.line(/listening on http:\/\/127\.0\.0\.1:\d+$/);
-    await tail.line(/^3 started /, 30_000);
+    const second = await restartOnSamePort(first.url, db, procs, tail, ['--lease-ms', '300']);
     assert.match(tail.stdout(), /^2 interrupted \{"reason":"lease_expired"\}$/m);
     const task = (await (await fetch(`${first.url}/tasks/${ref}`)).json()) as { status: string; attempt: number };
     assert.deepEqual([task.status, task.attempt], ['running', 2]);
 
     assert.equal((await runCli(['signal', ref, 'continue', '--url', first.url])).code, 0);
     assert.deepEqual(await tail.exit(), { code: 0, signal: null });
-    const seqs = tail.stdout().trimEnd().split('\n').map((line) => Number(line.split(' ')[0]));
+    const seqs = tailSeqs(tail);
     assert.deepEqual(seqs, [1, 2, 3, 4, 5], 'no gap, no duplicate across the crash');
     second.child.kill('SIGTERM');
     assert.equal((await second.exit()).code, 0);
