@@ -1,5 +1,5 @@
 import type { Bus } from '../bus/types.js';
-import { LeaseLostError } from '../errors.js';
+import { isRetryableStoreError, LeaseLostError } from '../errors.js';
 import type { EventRecord, NewEvent, Store } from '../store/types.js';
 
 interface Waiter {
@@ -8,11 +8,27 @@ interface Waiter {
   reject(err: unknown): void;
 }
 
+export interface EventWriterHooks {
+  /** The store refused a task's events: the run no longer owns the task (or the store stayed unavailable past the lease). */
+  readonly onLeaseLost: (taskId: number, err: unknown) => void;
+  /** Something went wrong that costs no event: a retried store error, a bus that threw. */
+  readonly onError: (err: unknown, what: string) => void;
+  /** How long a batch is retried while the store is unavailable; past it the runs' leases are gone anyway. */
+  readonly retryForMs: number;
+}
+
 /**
  * Group commit. Events sent during one tick, by any number of runs, are appended in one store
  * transaction at the next `setImmediate`, then published to the bus, so watchers only ever see
  * stored events. Batches are written one after another, which keeps each task's seq order.
  * Cost per event: one array push here, one prepared insert in the transaction.
+ *
+ * Failures: the chain of batches never breaks. A store error worth retrying (StoreUnavailableError)
+ * retries the same batch, with backoff, before any later batch is written (so seq order holds);
+ * the store recognises a batch an earlier try committed. Only a refusal (the epoch moved on), or an
+ * outage longer than `retryForMs`, means a lost lease. Any other store error rejects the batch's
+ * sends (the run sees it) without touching its lease. A bus that throws is reported, never fatal:
+ * the events are stored, and watchers read them from the store.
  */
 export class EventWriter {
   #queue: NewEvent[] = [];
@@ -21,12 +37,12 @@ export class EventWriter {
   #chain: Promise<void> = Promise.resolve();
   readonly #store: Store;
   readonly #bus: Bus;
-  readonly #onRefused: (taskId: number, err: unknown) => void;
+  readonly #hooks: EventWriterHooks;
 
-  constructor(store: Store, bus: Bus, onRefused: (taskId: number, err: unknown) => void) {
+  constructor(store: Store, bus: Bus, hooks: EventWriterHooks) {
     this.#store = store;
     this.#bus = bus;
-    this.#onRefused = onRefused;
+    this.#hooks = hooks;
   }
 
   /** Queues an event; the promise settles when its batch is stored (shared by the task's events in the batch). */
@@ -52,6 +68,7 @@ export class EventWriter {
       const waiters = this.#waiters;
       this.#queue = [];
       this.#waiters = new Map();
+      // #write never rejects, so the chain never stops.
       this.#chain = this.#chain.then(() => this.#write(batch, waiters));
     }
     return this.#chain;
@@ -60,12 +77,14 @@ export class EventWriter {
   async #write(batch: NewEvent[], waiters: Map<number, Waiter>): Promise<void> {
     let refused: number[];
     try {
-      refused = await this.#store.appendEvents(batch);
+      refused = await this.#append(batch);
     } catch (err) {
+      const lost = isRetryableStoreError(err);
       for (const [taskId, waiter] of waiters) {
         waiter.reject(err);
-        this.#onRefused(taskId, err);
+        if (lost) this.#hooks.onLeaseLost(taskId, err);
       }
+      if (!lost) this.#hooks.onError(err, 'appending events failed');
       return;
     }
     const byTask = new Map<number, EventRecord[]>();
@@ -79,10 +98,32 @@ export class EventWriter {
       const err = new LeaseLostError(taskId);
       waiters.get(taskId)?.reject(err);
       waiters.delete(taskId);
-      this.#onRefused(taskId, err);
+      this.#hooks.onLeaseLost(taskId, err);
     }
-    for (const [taskId, events] of byTask) this.#bus.publishEvents(taskId, events);
+    for (const [taskId, events] of byTask) {
+      try {
+        this.#bus.publishEvents(taskId, events);
+      } catch (err) {
+        this.#hooks.onError(err, 'publishing events failed');
+      }
+    }
     for (const waiter of waiters.values()) waiter.resolve();
+  }
+
+  /** appendEvents, retried while the store says it is unavailable, up to `retryForMs`. */
+  async #append(batch: NewEvent[]): Promise<number[]> {
+    const deadline = Date.now() + this.#hooks.retryForMs;
+    let delay = 25;
+    for (;;) {
+      try {
+        return await this.#store.appendEvents(batch);
+      } catch (err) {
+        if (!isRetryableStoreError(err) || Date.now() + delay > deadline) throw err;
+        this.#hooks.onError(err, `appending events failed; retrying in ${delay} ms`);
+        await new Promise((resolve) => setTimeout(resolve, delay));
+        delay = Math.min(delay * 2, 1000);
+      }
+    }
   }
 }
 

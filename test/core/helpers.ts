@@ -52,12 +52,14 @@ export interface BackendDb {
   readonly dir: string;
   db(name?: string): string;
   store(handle: string): Promise<Store>;
+  /** PostgreSQL only: kills every server connection of this file's databases. */
+  readonly terminateConnections: (() => Promise<number>) | undefined;
 }
 
 export function backendDb(backend: Backend, label: string): BackendDb {
   const space = backendSpace(backend, label);
   const { dir } = tempDb(`${label}-files`);
-  return { backend, dir, db: () => space.db(), store: (handle) => space.store(handle) };
+  return { backend, dir, db: () => space.db(), store: (handle) => space.store(handle), terminateConnections: space.terminateConnections };
 }
 
 /**

@@ -16,7 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { memoryStore, MemoryDatabase, sqliteStore, type Bus, type Store } from '../../src/index.js';
 import { postgresStore } from '../../src/store/postgres/index.js';
-import { pgAdmin, pgReachable, pgSettings } from './pg.js';
+import { pgAdmin, pgReachable, pgSettings, pgTerminate } from './pg.js';
 
 /** One test file's databases on one store backend. Handles are strings; each `store()` is a new "process" on that database. */
 export interface StoreSpace {
@@ -26,6 +26,8 @@ export interface StoreSpace {
   store(handle: string): Store;
   /** Resolves once `database()` handles can be opened (the PostgreSQL database exists). */
   ready(): Promise<void>;
+  /** Kills every server connection to this file's databases (PostgreSQL: `pg_terminate_backend`); returns how many. Absent where there are none. */
+  terminateConnections?(): Promise<number>;
 }
 
 export interface StoreBackend {
@@ -92,6 +94,7 @@ const postgres: StoreBackend = {
       database: () => `postgres-schema:s${++n}`,
       store: (handle) => postgresStore({ connectionString: url, schema: handle.slice('postgres-schema:'.length), max: 4 }),
       ready,
+      terminateConnections: () => pgTerminate(dbName),
     };
   },
 };
@@ -152,6 +155,8 @@ export interface BackendSpace {
   store(handle: string): Promise<Store>;
   /** The bus a runtime on `handle` gets (undefined: its own local bus). */
   bus(handle: string): Bus | undefined;
+  /** See StoreSpace.terminateConnections. */
+  readonly terminateConnections: (() => Promise<number>) | undefined;
 }
 
 /** One test file's namespace on one backend: fresh databases, removed after the file. */
@@ -168,6 +173,7 @@ export function backendSpace(backend: Backend, label: string): BackendSpace {
     },
     store: (handle) => storeFor(handle),
     bus: (handle) => buses.bus(handle),
+    terminateConnections: stores.terminateConnections?.bind(stores),
   };
 }
 

@@ -23,6 +23,19 @@ export async function pgAdmin(sql: string): Promise<void> {
   }
 }
 
+/** Terminates every connection to database `name` but the admin one; returns how many. */
+export async function pgTerminate(name: string): Promise<number> {
+  const client = new pg.Client({ connectionString: pgSettings().url, connectionTimeoutMillis: 5000 });
+  await client.connect();
+  try {
+    const r = await client.query<{ n: number }>(
+      'SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [name]);
+    return r.rows[0]?.n ?? 0;
+  } finally {
+    await client.end();
+  }
+}
+
 let reachable: Promise<string | undefined> | undefined;
 
 /** Undefined when the test PostgreSQL answers; else why not. Asked once per process. */

@@ -209,7 +209,7 @@ export class PostgresStore implements Store {
 
   async requestCancel(taskId: number, reason: string, event: StateEvent, now: number): Promise<CancelResult> {
     return this.#transaction(async (c) => {
-      const row = (await c.query<{ status: TaskStatus }>({ text: this.#q.lockTask, values: [taskId] })).rows[0];
+      const row = (await c.query<{ status: TaskStatus; cancel_requested: string | null }>({ text: this.#q.lockTask, values: [taskId] })).rows[0];
       if (row === undefined) return { found: false };
       if (row.status === 'pending') {
         const seq = (await c.query<{ last_seq: number }>({ text: this.#q.cancelPending, values: [taskId, reason] })).rows[0]!.last_seq;
@@ -218,7 +218,7 @@ export class PostgresStore implements Store {
       }
       if (row.status === 'running') {
         await c.query({ text: this.#q.requestCancel, values: [taskId, reason] });
-        return { found: true, accepted: true, status: 'running' };
+        return { found: true, accepted: true, status: 'running', reason: row.cancel_requested ?? reason };
       }
       return { found: true, accepted: false, status: row.status };
     });

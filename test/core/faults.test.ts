@@ -1,0 +1,152 @@
+/**
+ * Faults a network brings, injected around the real store and bus: the runtime survives each
+ * one and loses nothing. A bus that throws, a store that fails for a moment, a claim still in
+ * flight at shutdown, a lost signal message, PostgreSQL connections killed mid-run.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { z } from 'zod';
+import { createTaskstream, defineTask, localBus } from '../../src/index.js';
+import { faultyBus, faultyStore } from '../support/faults.js';
+import { assertLog, capturingLogger, deferred, describeBackends, finished, open, within } from './helpers.js';
+
+const Counter = defineTask({
+  app: 'core',
+  type: 'Counter',
+  input: z.object({ n: z.number().int(), pauseMs: z.number().int().default(0) }),
+  retries: { limit: 0 },
+  async run(ctx, { n, pauseMs }) {
+    for (let i = 1; i <= n; i++) {
+      await ctx.progress({ i });
+      if (pauseMs > 0) await sleep(pauseMs, undefined, { signal: ctx.signal });
+    }
+    return n;
+  },
+});
+
+await describeBackends('faults', 'faults', (tmp) => {
+  void test('a bus whose publishEvents throws: the writer goes on, every later event is stored, the run completes', async () => {
+    const faulty = faultyBus(localBus());
+    const logger = capturingLogger();
+    await using rt = await open(tmp.db(), { tasks: [Counter], bus: faulty.bus, logger });
+    faulty.throwOnPublish(1);
+    const task = await rt.create(Counter, { n: 20, pauseMs: 0 });
+    const done = await finished(rt, task.id);
+    assert.equal(done.status, 'completed');
+    const events = await assertLog(rt, done, 'complete');
+    assert.deepEqual(events.slice(0, -1).map((e) => e.data.i), Array.from({ length: 20 }, (_, i) => i + 1));
+    assert.ok(logger.entries.some((e) => e.level === 'warn' && /publishing events failed/.test(e.msg)), 'the bus error is reported');
+  });
+
+  void test('a store error worth retrying on append is retried in seq order; it is not a lost lease', async () => {
+    const faulty = faultyStore(await tmp.store(tmp.db()));
+    await using rt = await createTaskstream({ store: faulty.store, tasks: [Counter], sweepIntervalMs: 60_000 });
+    faulty.fail('appendEvents', 3);
+    const task = await rt.create(Counter, { n: 30, pauseMs: 0 });
+    const done = await finished(rt, task.id);
+    assert.equal(done.status, 'completed', 'the run was not abandoned as if its lease were lost');
+    assert.equal(done.attempt, 1);
+    const events = await assertLog(rt, done, 'complete');
+    assert.deepEqual(events.slice(0, -1).map((e) => e.data.i), Array.from({ length: 30 }, (_, i) => i + 1), 'every event, once, in order');
+    assert.ok(faulty.calls('appendEvents') > 3);
+  });
+
+  void test('a permanent store error on append is the run\'s error (the send rejects), not a lost lease', async () => {
+    const faulty = faultyStore(await tmp.store(tmp.db()));
+    await using rt = await createTaskstream({ store: faulty.store, tasks: [Counter], sweepIntervalMs: 60_000 });
+    faulty.fail('appendEvents', 1, () => new Error('injected: value too long for type character varying'));
+    const task = await rt.create(Counter, { n: 3, pauseMs: 0 });
+    const done = await finished(rt, task.id);
+    assert.equal(done.status, 'failed');
+    assert.match(done.error?.message ?? '', /injected: value too long/);
+    await assertLog(rt, done, 'error');
+  });
+
+  void test('close() while a claim is in flight: what it claimed is given back, and no task code runs', async () => {
+    const handle = tmp.db();
+    let ran = 0;
+    const Probe = defineTask({ app: 'core', type: 'Probe', input: z.object({}), run: () => (ran += 1) });
+    const faulty = faultyStore(await tmp.store(handle));
+    const rt = await createTaskstream({ store: faulty.store, tasks: [Probe], sweepIntervalMs: 60_000 });
+    const held = faulty.hold('claimTasks');
+    const task = await rt.create(Probe, {});
+    await within(2000, held.entered, 'the claim to be in flight');
+    const closing = rt.close({ timeoutMs: 1000 });
+    held.release();
+    await within(5000, closing, 'close()');
+    assert.equal(ran, 0, 'no task code started after shutdown began');
+    const check = await tmp.store(handle);
+    await check.migrate();
+    const back = await check.getTask(task.id);
+    await check.close();
+    assert.equal(back?.status, 'pending', 'given back: pending again');
+    assert.equal(back?.attempt, 0, 'given back: the claim did not count as an attempt');
+    await using again = await open(handle, { tasks: [Probe] });
+    const done = await finished(again, task.id);
+    assert.equal(done.status, 'completed');
+    assert.equal(done.attempt, 1, 'the given-back claim did not count as an attempt');
+    assert.equal(ran, 1);
+  });
+
+  void test('a signal whose bus message is lost reaches the waiting run through lease renewal', async () => {
+    const handle = tmp.db();
+    const waiting = deferred<number>();
+    const Wait = defineTask({
+      app: 'core',
+      type: 'Wait',
+      input: z.object({}),
+      timeoutMs: 60_000,
+      async run(ctx) {
+        const got = ctx.waitForSignal<{ go: number }>('continue');
+        waiting.resolve(ctx.task.id);
+        return got;
+      },
+    });
+    const lossy = faultyBus(localBus());
+    lossy.dropCommands('signal');
+    await using owner = await open(handle, { tasks: [Wait], bus: lossy.bus, leaseMs: 300 });
+    // Another process (its own bus, which never reaches the owner) sends the signal.
+    await using other = await open(handle, { tasks: [], bus: lossy.bus });
+    const task = await owner.create(Wait, {});
+    await within(2000, waiting.promise, 'the run to wait for its signal');
+    assert.equal(await other.signal(task.id, 'continue', { go: 7 }), true);
+    const done = await finished(owner, task.id, 5000);
+    assert.equal(done.status, 'completed');
+    assert.deepEqual(done.finalValue, { go: 7 });
+  });
+
+  void test('PostgreSQL connections terminated mid-run (pg_terminate_backend): the run completes, nothing lost or doubled', async (t) => {
+    if (tmp.terminateConnections === undefined) {
+      t.skip('only PostgreSQL has server connections to kill');
+      return;
+    }
+    const kill = tmp.terminateConnections;
+    const halfway = deferred();
+    const Long = defineTask({
+      app: 'core',
+      type: 'Long',
+      input: z.object({}),
+      async run(ctx) {
+        for (let i = 1; i <= 60; i++) {
+          await ctx.progress({ i });
+          if (i === 20) halfway.resolve();
+          await sleep(5);
+        }
+        return 'done';
+      },
+    });
+    await using rt = await open(tmp.db(), { tasks: [Long], leaseMs: 2000 });
+    const task = await rt.create(Long, {});
+    await within(5000, halfway.promise, 'the run to be halfway');
+    assert.ok((await kill()) > 0, 'some connections were terminated');
+    await sleep(30);
+    await kill();
+    const done = await finished(rt, task.id, 10_000);
+    assert.equal(done.status, 'completed');
+    assert.equal(done.attempt, 1, 'never taken over');
+    const events = await assertLog(rt, done, 'complete');
+    assert.deepEqual(events.slice(0, -1).map((e) => e.data.i), Array.from({ length: 60 }, (_, i) => i + 1));
+    await rt.store.ping();
+  });
+});
