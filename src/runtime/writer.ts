@@ -34,6 +34,10 @@ export class EventWriter {
   #queue: NewEvent[] = [];
   #waiters = new Map<number, Waiter>();
   #scheduled = false;
+  /** A chain link is waiting to take the queue. */
+  #linked = false;
+  /** A batch is being written. */
+  #writing = false;
   #chain: Promise<void> = Promise.resolve();
   readonly #store: Store;
   readonly #bus: Bus;
@@ -63,19 +67,31 @@ export class EventWriter {
   /** Writes whatever is queued; resolves when it (and every earlier batch) is stored and published. */
   flush(): Promise<void> {
     this.#scheduled = false;
-    if (this.#queue.length > 0) {
-      const batch = this.#queue;
-      const waiters = this.#waiters;
-      this.#queue = [];
-      this.#waiters = new Map();
+    if (this.#queue.length > 0 && !this.#linked) {
+      // One batch in flight at most, and one waiting: the waiting one takes the queue only when it
+      // runs, so everything sent while a write was in flight (by runs in any phase) goes in one
+      // batch. Were it to take the queue now, runs that started in different ticks would stay in
+      // separate batches for good, each paying a round trip.
+      this.#linked = true;
+      const afterWrite = this.#writing;
       // #write never rejects, so the chain never stops.
-      this.#chain = this.#chain.then(() => this.#write(batch, waiters));
+      this.#chain = this.#chain.then(async () => {
+        // Runs whose sends the previous batch just acknowledged send again in the next tick: let them.
+        if (afterWrite) await new Promise((resolve) => setImmediate(resolve));
+        this.#linked = false;
+        const batch = this.#queue;
+        const waiters = this.#waiters;
+        this.#queue = [];
+        this.#waiters = new Map();
+        if (batch.length > 0) await this.#write(batch, waiters);
+      });
     }
     return this.#chain;
   }
 
   async #write(batch: NewEvent[], waiters: Map<number, Waiter>): Promise<void> {
     let refused: number[];
+    this.#writing = true;
     try {
       refused = await this.#append(batch);
     } catch (err) {
@@ -86,6 +102,8 @@ export class EventWriter {
       }
       if (!lost) this.#hooks.onError(err, 'appending events failed');
       return;
+    } finally {
+      this.#writing = false;
     }
     const byTask = new Map<number, EventRecord[]>();
     for (const e of batch) {
