@@ -52,6 +52,39 @@ await describeBackends('faults', 'faults', (tmp) => {
     assert.ok(faulty.calls('appendEvents') > 3);
   });
 
+  void test('a store that answers late: runs that started at different moments still share one append per round trip', async () => {
+    // Regression: the writer took the queue when a batch was scheduled, not when it could be
+    // written, so a run that first sent while another run's batch was in flight stayed in a batch
+    // of its own for good: N runs cost N appends per round trip instead of one.
+    const faulty = faultyStore(await tmp.store(tmp.db()));
+    const RUNS = 8;
+    const EVENTS = 30;
+    const Staggered = defineTask({
+      app: 'core',
+      type: 'Staggered',
+      input: z.object({ k: z.number().int() }),
+      async run(ctx, { k }) {
+        // Run k starts sending while the k-th append is in flight, each run at a different moment.
+        await within(5000, faulty.called('appendEvents', k), `append ${k} to begin`);
+        for (let i = 1; i <= EVENTS; i++) await ctx.progress({ i });
+        return k;
+      },
+    });
+    await using rt = await createTaskstream({ store: faulty.store, tasks: [Staggered], concurrency: RUNS, sweepIntervalMs: 60_000 });
+    faulty.latency('appendEvents', 5);
+    const tasks = [];
+    for (let k = 0; k < RUNS; k++) tasks.push(await rt.create(Staggered, { k }));
+    for (const task of tasks) {
+      const done = await finished(rt, task.id, 20_000);
+      assert.equal(done.status, 'completed');
+      await assertLog(rt, done, 'complete');
+    }
+    const appends = faulty.calls('appendEvents');
+    // Every run's i-th send rides in one append with the others': about EVENTS + RUNS appends
+    // (the runs join one by one), where separate batches would take RUNS × EVENTS.
+    assert.ok(appends <= EVENTS + 2 * RUNS, `${RUNS} runs × ${EVENTS} events took ${appends} appends`);
+  });
+
   void test('a permanent store error on append is the run\'s error (the send rejects), not a lost lease', async () => {
     const faulty = faultyStore(await tmp.store(tmp.db()));
     await using rt = await createTaskstream({ store: faulty.store, tasks: [Counter], sweepIntervalMs: 60_000 });

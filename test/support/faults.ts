@@ -25,12 +25,21 @@ export interface FaultyStore {
   hold(method: StoreMethod): Hold;
   /** How many calls of `method` the wrapper has seen. */
   calls(method: StoreMethod): number;
+  /** Resolves as the `n`th call of `method` begins (at once if it already has). */
+  called(method: StoreMethod, n: number): Promise<void>;
+  /**
+   * From now on every reply of `method` arrives `ms` late, after the real work: a store across a
+   * network instead of one that answers at once. `latency(method, 0)` removes it.
+   */
+  latency(method: StoreMethod, ms: number): void;
 }
 
 export function faultyStore(inner: Store): FaultyStore {
   const failures = new Map<string, Array<() => unknown>>();
   const holds = new Map<string, Array<{ enter: () => void; gate: Promise<void> }>>();
   const counts = new Map<string, number>();
+  const delays = new Map<string, number>();
+  const waiting: Array<{ name: string; n: number; resolve: () => void }> = [];
   const store = new Proxy(inner, {
     get(target, key) {
       const value: unknown = Reflect.get(target, key, target);
@@ -38,11 +47,15 @@ export function faultyStore(inner: Store): FaultyStore {
       const fn = (value as (...args: unknown[]) => unknown).bind(target);
       const name = String(key);
       return async (...args: unknown[]) => {
-        counts.set(name, (counts.get(name) ?? 0) + 1);
+        const count = (counts.get(name) ?? 0) + 1;
+        counts.set(name, count);
+        for (const w of waiting) if (w.name === name && w.n <= count) w.resolve();
         const failure = failures.get(name)?.shift();
         if (failure !== undefined) throw failure();
         const hold = holds.get(name)?.shift();
         const result = await fn(...args);
+        const delay = delays.get(name) ?? 0;
+        if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
         if (hold !== undefined) {
           hold.enter();
           await hold.gate;
@@ -69,6 +82,11 @@ export function faultyStore(inner: Store): FaultyStore {
       return { entered, release };
     },
     calls: (method) => counts.get(method) ?? 0,
+    called(method, n) {
+      if ((counts.get(method) ?? 0) >= n) return Promise.resolve();
+      return new Promise<void>((resolve) => waiting.push({ name: method, n, resolve }));
+    },
+    latency: (method, ms) => void delays.set(method, ms),
   };
 }
 
