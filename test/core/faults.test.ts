@@ -4,11 +4,13 @@
  * flight at shutdown, a lost signal message, PostgreSQL connections killed mid-run.
  */
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
-import { createTaskstream, defineTask, localBus } from '../../src/index.js';
-import { faultyBus, faultyStore } from '../support/faults.js';
+import { createHandler, createTaskstream, defineTask, localBus, type Logger, type Taskstream } from '../../src/index.js';
+import { faultyBus, faultyStore, outage } from '../support/faults.js';
 import { assertLog, capturingLogger, deferred, describeBackends, finished, open, within } from './helpers.js';
 
 const Counter = defineTask({
@@ -122,6 +124,92 @@ await describeBackends('faults', 'faults', (tmp) => {
     assert.equal(ran, 1);
   });
 
+  void test('claims that fail are tried again by the sweep; the runtime goes on and runs the task once', async () => {
+    const faulty = faultyStore(await tmp.store(tmp.db()));
+    const logger = capturingLogger();
+    // The claim at start and the one the create asks for both fail; the sweep's claim succeeds.
+    faulty.fail('claimTasks', 2);
+    await using rt = await createTaskstream({ store: faulty.store, tasks: [Counter], sweepIntervalMs: 100, logger });
+    const task = await rt.create(Counter, { n: 3, pauseMs: 0 });
+    const done = await finished(rt, task.id, 10_000);
+    assert.equal(done.status, 'completed');
+    assert.equal(done.attempt, 1);
+    await assertLog(rt, done, 'complete');
+    assert.ok(faulty.calls('claimTasks') >= 3);
+    assert.ok(logger.entries.some((e) => e.level === 'error' && /claiming tasks failed/.test(e.msg)), 'the failed claim is reported');
+  });
+
+  void test('a slow claim: tasks created while it is in flight are claimed after it, each run once', async () => {
+    const faulty = faultyStore(await tmp.store(tmp.db()));
+    await using rt = await createTaskstream({ store: faulty.store, tasks: [Counter], sweepIntervalMs: 60_000 });
+    const held = faulty.hold('claimTasks');
+    const tasks = [await rt.create(Counter, { n: 2, pauseMs: 0 })];
+    await within(2000, held.entered, 'a claim to be in flight');
+    for (let k = 0; k < 3; k++) tasks.push(await rt.create(Counter, { n: 2, pauseMs: 0 }));
+    held.release();
+    for (const task of tasks) {
+      const done = await finished(rt, task.id, 10_000);
+      assert.equal(done.status, 'completed');
+      assert.equal(done.attempt, 1, `task ${task.id} ran once`);
+      await assertLog(rt, done, 'complete');
+    }
+  });
+
+  void test('PostgreSQL unreachable mid-run (its port closed): ping() and /ready fail, the run waits, then recovers with every event', async (t) => {
+    if (tmp.server === undefined || tmp.storeAt === undefined) {
+      t.skip('only a store with a server can become unreachable');
+      return;
+    }
+    const relay = await outage(tmp.server);
+    const halfway = deferred();
+    const proceed = deferred();
+    const Outlast = defineTask({
+      app: 'core',
+      type: 'Outlast',
+      input: z.object({}),
+      async run(ctx) {
+        for (let i = 1; i <= 10; i++) await ctx.progress({ i });
+        halfway.resolve();
+        await proceed.promise;
+        for (let i = 11; i <= 20; i++) await ctx.progress({ i });
+        return 'outlasted';
+      },
+    });
+    const retrying = deferred();
+    const logger = watchingLogger(/appending events failed; retrying/, retrying.resolve);
+    let server: http.Server | undefined;
+    try {
+      const store = await tmp.storeAt(tmp.db(), relay.port);
+      await using rt = await createTaskstream({ store, tasks: [Outlast], logger, sweepIntervalMs: 60_000, leaseMs: 30_000 });
+      server = http.createServer(createHandler(rt));
+      await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+      const ready = readyProbe(server);
+      const task = await rt.create(Outlast, {});
+      await within(5000, halfway.promise, 'the first 10 events to be stored');
+      assert.equal((await ready()).status, 200);
+
+      await relay.cut();
+      await assert.rejects(within(10_000, rt.store.ping(), 'ping() to fail'));
+      const down = await ready();
+      assert.equal(down.status, 503);
+      assert.equal(down.body.checks.store, 'error');
+      proceed.resolve();
+      await within(10_000, retrying.promise, 'the writer to retry an append');
+
+      await relay.restore();
+      await within(15_000, untilPing(rt), 'ping() to answer again');
+      assert.equal((await ready()).status, 200);
+      const done = await finished(rt, task.id, 30_000);
+      assert.equal(done.status, 'completed');
+      assert.equal(done.attempt, 1, 'the run kept its lease through the outage');
+      const events = await assertLog(rt, done, 'complete');
+      assert.deepEqual(events.slice(0, -1).map((e) => e.data.i), Array.from({ length: 20 }, (_, i) => i + 1));
+    } finally {
+      await new Promise((resolve) => (server ? server.close(resolve) : resolve(undefined)));
+      await relay.close();
+    }
+  });
+
   void test('a signal whose bus message is lost reaches the waiting run through lease renewal', async () => {
     const handle = tmp.db();
     const waiting = deferred<number>();
@@ -156,6 +244,7 @@ await describeBackends('faults', 'faults', (tmp) => {
     }
     const kill = tmp.terminateConnections;
     const halfway = deferred();
+    const later = deferred();
     const Long = defineTask({
       app: 'core',
       type: 'Long',
@@ -164,7 +253,8 @@ await describeBackends('faults', 'faults', (tmp) => {
         for (let i = 1; i <= 60; i++) {
           await ctx.progress({ i });
           if (i === 20) halfway.resolve();
-          await sleep(5);
+          if (i === 40) later.resolve();
+          await sleep(5); // pacing: the kills land while events are being written
         }
         return 'done';
       },
@@ -173,7 +263,7 @@ await describeBackends('faults', 'faults', (tmp) => {
     const task = await rt.create(Long, {});
     await within(5000, halfway.promise, 'the run to be halfway');
     assert.ok((await kill()) > 0, 'some connections were terminated');
-    await sleep(30);
+    await within(5000, later.promise, 'the run to go on after the first kill');
     await kill();
     const done = await finished(rt, task.id, 10_000);
     assert.equal(done.status, 'completed');
@@ -183,3 +273,34 @@ await describeBackends('faults', 'faults', (tmp) => {
     await rt.store.ping();
   });
 });
+
+/** A silent logger that calls `hit` once a warning or error matches `pattern`. */
+function watchingLogger(pattern: RegExp, hit: () => void): Logger {
+  const check = (_obj: object, msg = ''): void => {
+    if (pattern.test(msg)) hit();
+  };
+  const logger: Logger = { debug: () => {}, info: () => {}, warn: check, error: check, child: () => logger };
+  return logger;
+}
+
+/** GET /ready on `server`, as a load balancer would ask it. */
+function readyProbe(server: http.Server): () => Promise<{ status: number; body: { checks: { store: string } } }> {
+  const { port } = server.address() as AddressInfo;
+  return async () => {
+    const res = await fetch(`http://127.0.0.1:${port}/ready`);
+    return { status: res.status, body: (await res.json()) as { checks: { store: string } } };
+  };
+}
+
+/** Resolves once `ping()` succeeds (bound it with `within`): the pool reconnects on its own time. */
+async function untilPing(rt: Taskstream): Promise<void> {
+  for (let i = 0; i < 1000; i++) {
+    try {
+      await rt.store.ping();
+      return;
+    } catch {
+      await sleep(50);
+    }
+  }
+  throw new Error('ping() never answered');
+}

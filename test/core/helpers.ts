@@ -54,12 +54,16 @@ export interface BackendDb {
   store(handle: string): Promise<Store>;
   /** PostgreSQL only: kills every server connection of this file's databases. */
   readonly terminateConnections: (() => Promise<number>) | undefined;
+  /** PostgreSQL only: the server's address, and a store on database `handle` reached through `127.0.0.1:port` (a relay). */
+  readonly server: { readonly host: string; readonly port: number } | undefined;
+  readonly storeAt: ((handle: string, port: number) => Promise<Store>) | undefined;
 }
 
 export function backendDb(backend: Backend, label: string): BackendDb {
   const space = backendSpace(backend, label);
   const { dir } = tempDb(`${label}-files`);
-  return { backend, dir, db: () => space.db(), store: (handle) => space.store(handle), terminateConnections: space.terminateConnections };
+  return { backend, dir, db: () => space.db(), store: (handle) => space.store(handle), terminateConnections: space.terminateConnections,
+    server: space.server, storeAt: space.storeAt };
 }
 
 /**

@@ -28,6 +28,10 @@ export interface StoreSpace {
   ready(): Promise<void>;
   /** Kills every server connection to this file's databases (PostgreSQL: `pg_terminate_backend`); returns how many. Absent where there are none. */
   terminateConnections?(): Promise<number>;
+  /** The server's address, for a relay in front of it (PostgreSQL only). */
+  readonly server?: { readonly host: string; readonly port: number };
+  /** A store on database `handle` that connects to `127.0.0.1:port` (a relay) instead of the server. */
+  storeAt?(handle: string, port: number): Store;
 }
 
 export interface StoreBackend {
@@ -90,11 +94,20 @@ const postgres: StoreBackend = {
     });
     let n = 0;
     const url = settings.url.replace(/\/[^/?]*(\?|$)/, `/${dbName}$1`);
+    const parsed = new URL(url);
+    const schemaOf = (handle: string): string => handle.slice('postgres-schema:'.length);
     return {
       database: () => `postgres-schema:s${++n}`,
-      store: (handle) => postgresStore({ connectionString: url, schema: handle.slice('postgres-schema:'.length), max: 4 }),
+      store: (handle) => postgresStore({ connectionString: url, schema: schemaOf(handle), max: 4 }),
       ready,
       terminateConnections: () => pgTerminate(dbName),
+      server: { host: parsed.hostname, port: Number(parsed.port || 5432) },
+      storeAt(handle, port) {
+        const via = new URL(url);
+        via.hostname = '127.0.0.1';
+        via.port = String(port);
+        return postgresStore({ connectionString: via.toString(), schema: schemaOf(handle), max: 4, connectionTimeoutMs: 1000 });
+      },
     };
   },
 };
@@ -157,6 +170,10 @@ export interface BackendSpace {
   bus(handle: string): Bus | undefined;
   /** See StoreSpace.terminateConnections. */
   readonly terminateConnections: (() => Promise<number>) | undefined;
+  /** See StoreSpace.server. */
+  readonly server: { readonly host: string; readonly port: number } | undefined;
+  /** See StoreSpace.storeAt (undefined where the store has no server). */
+  readonly storeAt: ((handle: string, port: number) => Promise<Store>) | undefined;
 }
 
 /** One test file's namespace on one backend: fresh databases, removed after the file. */
@@ -174,6 +191,11 @@ export function backendSpace(backend: Backend, label: string): BackendSpace {
     store: (handle) => storeFor(handle),
     bus: (handle) => buses.bus(handle),
     terminateConnections: stores.terminateConnections?.bind(stores),
+    server: stores.server,
+    storeAt: stores.storeAt === undefined ? undefined : async (handle, port) => {
+      await stores.ready();
+      return stores.storeAt!(handle.slice(0, handle.lastIndexOf('#')), port);
+    },
   };
 }
 

@@ -3,6 +3,7 @@
  * as the real one, except for the faults a test arms. Arming is explicit and counted, so a test
  * says precisely which call fails or waits.
  */
+import net from 'node:net';
 import { StoreUnavailableError, type Bus, type Command, type Store } from '../../src/index.js';
 
 type StoreMethod = { [K in keyof Store]: Store[K] extends (...args: never[]) => unknown ? K : never }[keyof Store];
@@ -126,4 +127,53 @@ export function faultyBus(inner: Bus): FaultyBus {
     dropCommands: (kind) => void dropped.add(kind),
     throwOnPublish: (times = 1) => void (throws += times),
   };
+}
+
+export interface Outage {
+  /** Where clients connect instead of the server (`127.0.0.1:port`). */
+  readonly port: number;
+  /** The server becomes unreachable: the port stops listening (connect is refused) and open connections are cut. */
+  cut(): Promise<void>;
+  /** The server is reachable again on the same port. */
+  restore(): Promise<void>;
+  /** Cuts and stops for good. */
+  close(): Promise<void>;
+}
+
+/**
+ * A TCP relay in front of a real server (PostgreSQL here), so a test can take the server away from
+ * the code under test and give it back, without touching the server other tests share.
+ */
+export async function outage(target: { host: string; port: number }): Promise<Outage> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(target.port, target.host);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => {});
+      s.on('close', () => {
+        sockets.delete(s);
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  const listen = (port: number): Promise<void> => new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  await listen(0);
+  const port = (server.address() as net.AddressInfo).port;
+  const cut = async (): Promise<void> => {
+    if (!server.listening) return;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const s of sockets) s.destroy();
+    await closed;
+  };
+  return { port, cut, restore: () => (server.listening ? Promise.resolve() : listen(port)), close: cut };
 }
