@@ -1,5 +1,5 @@
 import type { EventRecord } from '../store/types.js';
-import type { Bus, Command } from './types.js';
+import type { Bus, Command, Delivery } from './types.js';
 
 /**
  * The in-process bus: listeners are called synchronously, in the publisher's tick, with the very
@@ -7,6 +7,7 @@ import type { Bus, Command } from './types.js';
  * frame). Several runtimes in one process may share one instance. A throwing listener is isolated.
  */
 export class LocalBus implements Bus {
+  readonly delivery: Delivery = 'reliable';
   readonly #events = new Map<number, Set<(events: readonly EventRecord[]) => void>>();
   readonly #commands = new Set<(command: Command) => void>();
   readonly #onListenerError: (err: unknown) => void;
@@ -23,7 +24,7 @@ export class LocalBus implements Bus {
     }
   }
 
-  subscribeEvents(taskId: number, listener: (events: readonly EventRecord[]) => void): () => void {
+  async subscribeEvents(taskId: number, listener: (events: readonly EventRecord[]) => void): Promise<() => void> {
     let set = this.#events.get(taskId);
     if (set === undefined) this.#events.set(taskId, (set = new Set()));
     set.add(listener);
@@ -39,12 +40,19 @@ export class LocalBus implements Bus {
     }
   }
 
-  subscribeCommands(listener: (command: Command) => void): () => void {
+  async subscribeCommands(listener: (command: Command) => void): Promise<() => void> {
     this.#commands.add(listener);
-    return () => this.#commands.delete(listener);
+    return () => void this.#commands.delete(listener);
+  }
+
+  /** Never loses a message, so never asks for a resync. */
+  onResync(_listener: () => void): () => void {
+    return () => {};
   }
 
   async ready(): Promise<void> {}
+
+  async ping(): Promise<void> {}
 
   async close(): Promise<void> {}
 }

@@ -24,6 +24,7 @@ export interface TaskJson<R = unknown, A extends string = string, T extends stri
   readonly final_value: R | null;
   readonly error: { readonly message: string; readonly type: string } | null;
   readonly cancel_reason: string | null;
+  readonly first_seq: number;
   readonly last_seq: number;
   readonly stream_url: string;
   /** Present when the server has a secret: a signed token that lets a browser read this task's stream. */

@@ -15,6 +15,7 @@ export interface TaskJson {
   final_value: unknown;
   error: { message: string; type: string } | null;
   cancel_reason: string | null;
+  first_seq: number;
   last_seq: number;
   stream_url: string;
 }
@@ -34,6 +35,7 @@ export function taskJson(task: TaskRecord, basePath: string): TaskJson {
     final_value: task.finalValue,
     error: task.error ? { message: task.error.message, type: task.error.type } : null,
     cancel_reason: task.cancelReason,
+    first_seq: task.firstSeq,
     last_seq: task.lastSeq,
     stream_url: `${basePath}/stream/${task.app}/${task.type}/${task.id}`,
   };

@@ -27,7 +27,10 @@ interface Watcher {
 
 interface Entry {
   readonly watchers: Set<Watcher>;
-  readonly unsubscribe: () => void;
+  /** Settles once the bus subscription is live; a watcher reads the store only after that. */
+  readonly live: Promise<void>;
+  unsubscribe: (() => void) | undefined;
+  removed: boolean;
 }
 
 const REPLAY_PAGE = 1000;
@@ -69,17 +72,22 @@ export class Hub {
       sink.end('closed');
       return () => {};
     }
-    let entry = this.#entries.get(taskId);
-    if (entry === undefined) {
-      const watchers = new Set<Watcher>();
-      const unsubscribe = this.#bus.subscribeEvents(taskId, (events) => this.#onLive(taskId, events));
-      entry = { watchers, unsubscribe };
-      this.#entries.set(taskId, entry);
-    }
+    const entry = this.#entries.get(taskId) ?? this.#subscribe(taskId);
     const watcher: Watcher = { sink, cursor: afterSeq, pending: [], lostPending: false, done: false };
     entry.watchers.add(watcher);
-    void this.#catchUp(taskId, watcher);
+    void this.#catchUp(taskId, watcher, entry.live);
     return () => this.#detach(taskId, watcher);
+  }
+
+  #subscribe(taskId: number): Entry {
+    const entry: Entry = { watchers: new Set(), live: Promise.resolve(), unsubscribe: undefined, removed: false };
+    (entry as { live: Promise<void> }).live = this.#bus.subscribeEvents(taskId, (events) => this.#onLive(taskId, events)).then((unsubscribe) => {
+      // Every watcher left while SUBSCRIBE was in flight: let go of it at once.
+      if (entry.removed) unsubscribe();
+      else entry.unsubscribe = unsubscribe;
+    });
+    this.#entries.set(taskId, entry);
+    return entry;
   }
 
   /** Ends every watcher (shutdown): each has had every event stored and published so far. */
@@ -116,11 +124,13 @@ export class Hub {
     }
   }
 
-  async #catchUp(taskId: number, watcher: Watcher): Promise<void> {
+  async #catchUp(taskId: number, watcher: Watcher, live?: Promise<void>): Promise<void> {
     try {
+      await live;
       for (;;) {
-        const rows = await this.#store.readEvents(taskId, watcher.cursor, REPLAY_PAGE);
+        const page = await this.#store.readEvents(taskId, watcher.cursor, { limit: REPLAY_PAGE });
         if (watcher.done) return;
+        const rows = page?.events ?? [];
         if (rows.length === 0 && (await this.#endedBy(taskId, watcher.cursor))) {
           // Attached at or past a finished task's last event (a reconnect after `complete`):
           // nothing will ever be published again, so end now instead of waiting forever.
@@ -199,7 +209,8 @@ export class Hub {
     const entry = this.#entries.get(taskId);
     if (entry === undefined || !entry.watchers.delete(watcher)) return;
     if (entry.watchers.size === 0) {
-      entry.unsubscribe();
+      entry.removed = true;
+      entry.unsubscribe?.();
       this.#entries.delete(taskId);
     }
   }

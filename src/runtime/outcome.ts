@@ -1,6 +1,7 @@
 import { isAbortError, NonRetryableError } from '../errors.js';
 import type { StateEvent, TaskError } from '../store/types.js';
 import type { RetryPolicy } from '../task/define.js';
+import { runtimeEvents } from '../task/events.js';
 import type { ActiveRun, Settled } from './run.js';
 
 /** What the runtime writes once a run has settled: a terminal state, a requeue, or nothing. */
@@ -48,7 +49,7 @@ export function planOutcome(run: ActiveRun, settled: Settled, retry: Required<Re
     }
     return {
       action: 'finish', status: 'completed', finalValue, yieldsToCancel: true,
-      event: { type: 'complete', json: `{"final_value":${finalValue}}` },
+      event: runtimeEvents.complete(finalValue),
     };
   }
   const handlerError = settled.kind === 'error' && !isAbortError(settled.error) ? toTaskError(settled.error) : undefined;
@@ -56,13 +57,11 @@ export function planOutcome(run: ActiveRun, settled: Settled, retry: Required<Re
     case 'cancel':
       return cancelled(run.abortReason, handlerError);
     case 'timeout': {
-      const ms = timeoutMs ?? 0;
-      const data: Record<string, unknown> = { message: `Task timed out after ${ms / 1000} seconds`, timeout_ms: ms };
-      if (handlerError) data.error = { message: handlerError.message, error_type: handlerError.type };
-      return { action: 'finish', status: 'timed_out', error: handlerError, yieldsToCancel: true, event: { type: 'timeout', json: JSON.stringify(data) } };
+      const event = runtimeEvents.timeout(timeoutMs ?? 0, handlerError);
+      return { action: 'finish', status: 'timed_out', error: handlerError, yieldsToCancel: true, event };
     }
     case 'shutdown':
-      return { action: 'requeue', reason: 'shutdown', runAt: now, error: handlerError, event: { type: 'interrupted', json: '{"reason":"shutdown"}' } };
+      return { action: 'requeue', reason: 'shutdown', runAt: now, error: handlerError, event: runtimeEvents.interrupted('shutdown') };
     case 'lease_lost':
       return { action: 'none' };
     case undefined:
@@ -73,22 +72,21 @@ export function planOutcome(run: ActiveRun, settled: Settled, retry: Required<Re
   const retryable = !(settled.kind === 'error' && settled.error instanceof NonRetryableError);
   if (retryable && run.task.attempt < maxAttempts) {
     const delay = Math.min(retry.maxBackoffMs, retry.backoffMs * retry.factor ** (run.task.attempt - 1));
-    const data = { attempt: run.task.attempt, max_attempts: maxAttempts, delay_ms: delay, message: error.message };
-    return { action: 'requeue', reason: 'retry', runAt: now + delay, error, event: { type: 'retry', json: JSON.stringify(data) } };
+    const event = runtimeEvents.retry(run.task.attempt, maxAttempts, delay, error.message);
+    return { action: 'requeue', reason: 'retry', runAt: now + delay, error, event };
   }
   return failed(error);
 }
 
 export function cancelled(reason: string, error?: TaskError): Plan & { action: 'finish' } {
-  const data: Record<string, unknown> = { message: 'Task was cancelled', reason };
-  if (error) data.error = { message: error.message, error_type: error.type };
-  return { action: 'finish', status: 'cancelled', cancelReason: reason, error, yieldsToCancel: false, event: { type: 'cancelled', json: JSON.stringify(data) } };
+  const event = runtimeEvents.cancelled(reason, error);
+  return { action: 'finish', status: 'cancelled', cancelReason: reason, error, yieldsToCancel: false, event };
 }
 
 function failed(error: TaskError): Plan {
   return {
     action: 'finish', status: 'failed', error, yieldsToCancel: true,
-    event: { type: 'error', json: JSON.stringify({ message: error.message, error_type: error.type }) },
+    event: runtimeEvents.error(error),
   };
 }
 

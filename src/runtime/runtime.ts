@@ -9,6 +9,7 @@ import { TERMINAL_STATUSES } from '../store/types.js';
 import { type AnyTaskDefinition, checkDelay, checkPositive, type InputOf, MAX_TIMER_MS, type TaskDefinition } from '../task/define.js';
 import { validateInput } from '../task/validate.js';
 import { assertName } from '../task/names.js';
+import { recoveryEvents, runtimeEvents } from '../task/events.js';
 import { SafeEmitter, type TaskstreamEvents } from './emitter.js';
 import { type ExecuteDeps, executeRun, runInfo } from './execute.js';
 import { ActiveRun } from './run.js';
@@ -141,7 +142,7 @@ export class Taskstream implements AsyncDisposable {
   async #open(): Promise<void> {
     await this.store.migrate();
     await this.bus.ready();
-    this.#unsubscribeCommands = this.bus.subscribeCommands((command) => this.#onCommand(command));
+    this.#unsubscribeCommands = await this.bus.subscribeCommands((command) => this.#onCommand(command));
     this.#sweepTimer = setInterval(() => void this.#sweep(), this.#opts.sweepIntervalMs);
     this.#sweepTimer.unref();
     await this.#sweep();
@@ -237,7 +238,7 @@ export class Taskstream implements AsyncDisposable {
     }
     const task = await this.get(ref);
     if (task === undefined) return false;
-    const result = await this.store.requestCancel(task.id, reason, Date.now());
+    const result = await this.store.requestCancel(task.id, reason, runtimeEvents.cancelled(reason), Date.now());
     if (!result.found || !result.accepted) return false;
     if (result.event) {
       this.bus.publishEvents(task.id, [result.event]);
@@ -311,8 +312,8 @@ export class Taskstream implements AsyncDisposable {
   async events(ref: TaskRef, options: { afterSeq?: number; limit?: number } = {}): Promise<TaskEvent[]> {
     const task = await this.get(ref);
     if (task === undefined) throw new TaskNotFoundError(String(normalizeRef(ref).id));
-    const rows = await this.store.readEvents(task.id, options.afterSeq ?? 0, options.limit ?? 10_000);
-    return rows.map((e: EventRecord) => ({ taskId: e.taskId, seq: e.seq, type: e.type, data: JSON.parse(e.json) as Record<string, unknown>, at: new Date(e.at) }));
+    const page = await this.store.readEvents(task.id, options.afterSeq ?? 0, { limit: options.limit ?? 10_000 });
+    return (page?.events ?? []).map((e: EventRecord) => ({ taskId: e.taskId, seq: e.seq, type: e.type, data: JSON.parse(e.json) as Record<string, unknown>, at: new Date(e.at) }));
   }
 
   /** Deletes finished tasks (with their events) that finished more than `olderThanMs` ago; returns the count. */
@@ -468,7 +469,7 @@ export class Taskstream implements AsyncDisposable {
     if (this.closed) return;
     try {
       // Our own runs are alive even if a stalled event loop let their lease lapse: never recover them here.
-      const events = await this.store.recoverExpired(Date.now(), [...this.#active.keys()]);
+      const events = await this.store.recoverExpired(Date.now(), [...this.#active.keys()], recoveryEvents);
       for (const e of events) this.bus.publishEvents(e.taskId, [e]);
     } catch (err) {
       this.logger.error({ err }, 'taskstream: recovering expired runs failed');

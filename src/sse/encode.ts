@@ -7,7 +7,7 @@ import type { EventRecord } from '../store/types.js';
  *
  * CR/LF safety: `type`, `app` and `model` match [A-Za-z0-9_.:-], and JSON.stringify escapes CR and LF
  * inside strings, so `data` is always one line. The stored JSON is spliced rather than re-stringified:
- * the frame costs one string build per event per process (streams share it through `event.frame`).
+ * the frame costs one string build per event per process (streams share it through a per-process cache keyed by the event object).
  */
 export function encodeFrame(event: EventRecord, app: string, model: string): string {
   const meta = `"_task_id":${event.taskId},"_app":"${app}","_model":"${model}","_timestamp":"${new Date(event.at).toISOString()}","_seq":${event.seq}}`;
@@ -16,9 +16,15 @@ export function encodeFrame(event: EventRecord, app: string, model: string): str
   return `id: ${event.seq}\nevent: ${event.type}\ndata: ${data}\n\n`;
 }
 
+// Keyed by the event object, which the hub shares between every watcher of a task in this process;
+// an entry goes with its event once no buffer or replay page holds it any more.
+const frames = new WeakMap<EventRecord, string>();
+
 /** The shared frame of an event, built by the first stream that sends it. */
 export function frameOf(event: EventRecord, app: string, model: string): string {
-  return (event.frame ??= encodeFrame(event, app, model));
+  let frame = frames.get(event);
+  if (frame === undefined) frames.set(event, (frame = encodeFrame(event, app, model)));
+  return frame;
 }
 
 export function retryField(ms: number): string {

@@ -29,11 +29,13 @@ export interface TaskRecord {
   readonly error: TaskError | null;
   readonly cancelReason: string | null;
   readonly lastSeq: number;
+  /** The lowest seq still stored: 1, unless retention pruned older events (then `firstSeq - 1` events are gone). */
+  readonly firstSeq: number;
   readonly timeoutMs: number | null;
   readonly idempotencyKey: string | null;
 }
 
-/** One stored event. `data` is the event's JSON object, serialised once when it was sent. */
+/** One stored event. `json` is the event's data object, serialised once when it was sent. */
 export interface EventRecord {
   readonly taskId: number;
   readonly seq: number;
@@ -41,8 +43,25 @@ export interface EventRecord {
   readonly json: string;
   /** Milliseconds since the epoch. */
   readonly at: number;
-  /** The SSE frame, built once per process by the first stream that needs it. */
-  frame?: string;
+}
+
+/** How much one history read may return: at most `limit` rows, and past `maxBytes` of `json` no further row (a page always holds at least one row). */
+export interface PageLimit {
+  readonly limit: number;
+  readonly maxBytes?: number | undefined;
+}
+
+/**
+ * A page of a task's log, read together with the log's position in one snapshot, so a reader knows
+ * without a second round trip whether it has reached the end (`lastSeq`), whether the task is
+ * finished (then nothing will follow `lastSeq`), and whether retention removed what it asked for
+ * (`firstSeq` above `afterSeq + 1`).
+ */
+export interface EventPage {
+  readonly events: EventRecord[];
+  readonly firstSeq: number;
+  readonly lastSeq: number;
+  readonly status: TaskStatus;
 }
 
 export interface NewTask {
@@ -85,6 +104,8 @@ export interface FinishRun {
   readonly event: StateEvent;
   /** Refuse (with `cancelRequested`) when a cancel was recorded: cancel wins any race it was told it won. */
   readonly unlessCancelRequested: boolean;
+  /** Retention: keep only this many newest events (the terminal one included), pruned in the same transaction. */
+  readonly retainEvents?: number | undefined;
   readonly now: number;
 }
 
@@ -122,9 +143,24 @@ export interface LeaseRenewal {
   readonly cancelRequested: ReadonlyArray<{ readonly taskId: number; readonly reason: string }>;
 }
 
+/** Runtime-written events a store needs for recovery; their payloads are defined once, in the task layer. */
+export interface RecoveryEvents {
+  /** The event of a run whose lease expired and that goes back to pending. */
+  readonly interrupted: StateEvent;
+  /** The terminal event of a run whose owner died after a cancel was recorded. */
+  cancelled(reason: string): StateEvent;
+}
+
+export interface MigrationReport {
+  /** Migrations applied by this call, by file name, in order (empty when the schema was current). */
+  readonly applied: readonly string[];
+}
+
 export interface Store {
-  /** Applies pending migrations; safe to call from several processes. */
-  migrate(): Promise<void>;
+  /** Applies pending migrations; safe to call from several processes at once. */
+  migrate(): Promise<MigrationReport>;
+  /** Resolves when the store answers a trivial query; rejects with the driver's error otherwise (readiness checks). */
+  ping(): Promise<void>;
   createTask(task: NewTask): Promise<{ task: TaskRecord; created: boolean }>;
   getTask(id: number): Promise<TaskRecord | undefined>;
   listTasks(filter: ListFilter): Promise<{ tasks: TaskRecord[]; next: number | null }>;
@@ -136,18 +172,28 @@ export interface Store {
   finishRun(finish: FinishRun): Promise<FinishResult>;
   /** Puts a run back to pending (retry, interruption) with its event; refused like `finishRun`. */
   requeueRun(requeue: RequeueRun): Promise<FinishResult>;
-  /** Cancels a pending task at once; records the request on a running one; refuses a finished one. */
-  requestCancel(taskId: number, reason: string, now: number): Promise<CancelResult>;
+  /**
+   * Cancels a pending task at once (writing `event`, its terminal event); records the request on a
+   * running one; refuses a finished one.
+   */
+  requestCancel(taskId: number, reason: string, event: StateEvent, now: number): Promise<CancelResult>;
   /**
    * Running tasks whose lease expired (their process died) go back to pending with an `interrupted`
    * event. `alive` are the caller's own runs, which it knows are running even if their lease lapsed.
    */
-  recoverExpired(now: number, alive: readonly number[]): Promise<EventRecord[]>;
+  recoverExpired(now: number, alive: readonly number[], events: RecoveryEvents): Promise<EventRecord[]>;
   /** Moves a pending task's next run to now. */
   makeRunnable(taskId: number, now: number): Promise<boolean>;
   /** Earliest `run_at` of a pending task of these kinds that is still in the future. */
   nextRunAt(kinds: readonly string[], now: number): Promise<number | null>;
-  readEvents(taskId: number, afterSeq: number, limit: number): Promise<EventRecord[]>;
+  /** Events after `afterSeq` in seq order, within `page`, with the log's position; undefined when the task does not exist. */
+  readEvents(taskId: number, afterSeq: number, page: PageLimit): Promise<EventPage | undefined>;
+  /**
+   * Retention: deletes the task's events older than its `keepLast` newest (never the newest one)
+   * and moves `firstSeq`. Returns how many were deleted. Not fenced: it never touches what a
+   * reader of the retained window needs.
+   */
+  trimEvents(taskId: number, keepLast: number): Promise<number>;
   addSignal(taskId: number, name: string, payload: string, now: number): Promise<'added' | 'finished' | 'missing'>;
   /** Removes and returns the oldest unconsumed signal of that name. */
   takeSignal(taskId: number, name: string): Promise<string | undefined>;

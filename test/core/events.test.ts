@@ -57,7 +57,7 @@ void describe('events', () => {
     const sinkEnded = deferred<string>();
     const detach = rt.watch(task.id, 0, {
       event: (e) => {
-        reads.push(rt.store.readEvents(task.id, e.seq - 1, 1).then((rows) => [e, rows]));
+        reads.push(rt.store.readEvents(task.id, e.seq - 1, { limit: 1 }).then((page) => [e, page?.events ?? []]));
         return true;
       },
       end: (reason) => sinkEnded.resolve(reason),

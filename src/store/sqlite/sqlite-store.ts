@@ -2,8 +2,8 @@ import Database from 'better-sqlite3';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type {
-  CancelResult, ClaimedRun, EventRecord, FinishResult, FinishRun, LeaseRenewal, ListFilter, NewEvent, NewTask,
-  RequeueRun, Store, TaskError, TaskRecord, TaskStatus,
+  CancelResult, ClaimedRun, EventPage, EventRecord, FinishResult, FinishRun, LeaseRenewal, ListFilter, MigrationReport,
+  NewEvent, NewTask, PageLimit, RecoveryEvents, RequeueRun, StateEvent, Store, TaskError, TaskRecord, TaskStatus,
 } from '../types.js';
 
 /**
@@ -24,7 +24,7 @@ interface TaskRow {
   id: number; app: string; type: string; status: TaskStatus; input: string; attempt: number;
   timeout_ms: number | null; created_at: number; started_at: number | null; finished_at: number | null;
   completed_at: number | null; final_value: string | null; error: string | null; cancel_reason: string | null;
-  cancel_requested: string | null; last_seq: number; lease_epoch: number; idempotency_key: string | null;
+  cancel_requested: string | null; last_seq: number; first_seq: number; lease_epoch: number; idempotency_key: string | null;
 }
 interface EventRow { task_id: number; seq: number; type: string; data: string; at: number }
 
@@ -53,20 +53,28 @@ export class SqliteStore implements Store {
     return this.#statements;
   }
 
-  async migrate(): Promise<void> {
+  async migrate(): Promise<MigrationReport> {
     const db = this.#db;
     db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
     const files = readdirSync(MIGRATIONS_DIR).filter((f) => /^\d+_.*\.sql$/.test(f)).sort();
-    db.transaction(() => {
-      const applied = new Set(db.prepare('SELECT version FROM schema_migrations').pluck().all() as number[]);
+    const applied = db.transaction(() => {
+      const done = new Set(db.prepare('SELECT version FROM schema_migrations').pluck().all() as number[]);
+      const now: string[] = [];
       for (const file of files) {
         const version = Number.parseInt(file, 10);
-        if (applied.has(version)) continue;
+        if (done.has(version)) continue;
         db.exec(readFileSync(MIGRATIONS_DIR + file, 'utf8'));
         db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(version, file, Date.now());
+        now.push(file);
       }
+      return now;
     }).immediate();
     this.#statements ??= prepare(db);
+    return { applied };
+  }
+
+  async ping(): Promise<void> {
+    this.#db.prepare('SELECT 1').get();
   }
 
   async createTask(t: NewTask): Promise<{ task: TaskRecord; created: boolean }> {
@@ -175,6 +183,7 @@ export class SqliteStore implements Store {
       const event = this.#appendStateEvent(row, f.event.type, f.event.json, f.now);
       q.finish.run(f.status, f.now, f.status === 'completed' ? f.now : null, f.finalValue ?? null,
         f.error ? JSON.stringify(f.error) : null, f.cancelReason ?? null, event.seq, f.taskId);
+      if (f.retainEvents !== undefined) this.#trim(f.taskId, event.seq, f.retainEvents);
       return { ok: true, event };
     }).immediate();
   }
@@ -191,14 +200,13 @@ export class SqliteStore implements Store {
     }).immediate();
   }
 
-  async requestCancel(taskId: number, reason: string, now: number): Promise<CancelResult> {
+  async requestCancel(taskId: number, reason: string, cancelled: StateEvent, now: number): Promise<CancelResult> {
     const q = this.#q;
     return this.#db.transaction((): CancelResult => {
       const row = q.getTask.get(taskId) as TaskRow | undefined;
       if (!row) return { found: false };
       if (row.status === 'pending') {
-        const json = JSON.stringify({ message: 'Task was cancelled', reason });
-        const event = this.#appendStateEvent(row, 'cancelled', json, now);
+        const event = this.#appendStateEvent(row, cancelled.type, cancelled.json, now);
         q.finish.run('cancelled', now, null, null, row.error, reason, event.seq, taskId);
         return { found: true, accepted: true, status: 'cancelled', event };
       }
@@ -210,19 +218,19 @@ export class SqliteStore implements Store {
     }).immediate();
   }
 
-  async recoverExpired(now: number, alive: readonly number[]): Promise<EventRecord[]> {
+  async recoverExpired(now: number, alive: readonly number[], recovery: RecoveryEvents): Promise<EventRecord[]> {
     const q = this.#q;
     return this.#db.transaction(() => {
       const rows = q.expired.all(now, JSON.stringify(alive)) as TaskRow[];
       return rows.map((row) => {
         if (row.cancel_requested !== null) {
           // Its owner died after a cancel was recorded: the cancel takes effect now.
-          const json = JSON.stringify({ message: 'Task was cancelled', reason: row.cancel_requested });
-          const event = this.#appendStateEvent(row, 'cancelled', json, now);
+          const cancelled = recovery.cancelled(row.cancel_requested);
+          const event = this.#appendStateEvent(row, cancelled.type, cancelled.json, now);
           q.finish.run('cancelled', now, null, null, row.error, row.cancel_requested, event.seq, row.id);
           return event;
         }
-        const event = this.#appendStateEvent(row, 'interrupted', JSON.stringify({ reason: 'lease_expired' }), now);
+        const event = this.#appendStateEvent(row, recovery.interrupted.type, recovery.interrupted.json, now);
         q.requeue.run(now, row.error, event.seq, row.id);
         return event;
       });
@@ -237,8 +245,30 @@ export class SqliteStore implements Store {
     return (this.#q.nextRunAt.pluck().get(now, JSON.stringify(kinds)) as number | null | undefined) ?? null;
   }
 
-  async readEvents(taskId: number, afterSeq: number, limit: number): Promise<EventRecord[]> {
-    return (this.#q.readEvents.all(taskId, afterSeq, limit) as EventRow[]).map(toEvent);
+  async readEvents(taskId: number, afterSeq: number, page: PageLimit): Promise<EventPage | undefined> {
+    const q = this.#q;
+    // One read transaction: the page and the log's position come from the same snapshot.
+    return this.#db.transaction((): EventPage | undefined => {
+      const top = q.position.get(taskId) as { first_seq: number; last_seq: number; status: TaskStatus } | undefined;
+      if (top === undefined) return undefined;
+      const events: EventRecord[] = [];
+      const maxBytes = page.maxBytes ?? Infinity;
+      let bytes = 0;
+      for (const row of q.readEvents.iterate(taskId, afterSeq, page.limit) as IterableIterator<EventRow>) {
+        events.push(toEvent(row));
+        bytes += row.data.length;
+        if (bytes >= maxBytes) break; // leaving the loop finalises the statement's iterator
+      }
+      return { events, firstSeq: top.first_seq, lastSeq: top.last_seq, status: top.status };
+    }).deferred();
+  }
+
+  async trimEvents(taskId: number, keepLast: number): Promise<number> {
+    checkKeep(keepLast);
+    return this.#db.transaction(() => {
+      const top = this.#q.position.get(taskId) as { last_seq: number } | undefined;
+      return top === undefined ? 0 : this.#trim(taskId, top.last_seq, keepLast);
+    }).immediate();
   }
 
   async addSignal(taskId: number, name: string, payload: string, now: number): Promise<'added' | 'finished' | 'missing'> {
@@ -269,6 +299,16 @@ export class SqliteStore implements Store {
 
   async close(): Promise<void> {
     if (this.#db.open) this.#db.close();
+  }
+
+  /** Keeps the `keepLast` newest events up to `lastSeq`; moves first_seq. Inside the caller's transaction. */
+  #trim(taskId: number, lastSeq: number, keepLast: number): number {
+    checkKeep(keepLast);
+    const firstSeq = lastSeq - keepLast + 1;
+    if (firstSeq <= 1) return 0;
+    const deleted = this.#q.trimEvents.run(taskId, firstSeq).changes;
+    this.#q.moveFirstSeq.run(firstSeq, taskId, firstSeq);
+    return deleted;
   }
 
   /** Appends the runtime's own event at the next seq; the caller updates the row in the same transaction. */
@@ -306,6 +346,9 @@ function prepare(db: Database.Database) {
     makeRunnable: db.prepare("UPDATE tasks SET run_at = ? WHERE id = ? AND status = 'pending' AND run_at > ?"),
     nextRunAt: db.prepare(`SELECT MIN(run_at) FROM tasks WHERE status = 'pending' AND run_at > ? AND ${kindFilter}`),
     readEvents: db.prepare('SELECT task_id, seq, type, data, at FROM events WHERE task_id = ? AND seq > ? ORDER BY seq LIMIT ?'),
+    position: db.prepare('SELECT first_seq, last_seq, status FROM tasks WHERE id = ?'),
+    trimEvents: db.prepare('DELETE FROM events WHERE task_id = ? AND seq < ?'),
+    moveFirstSeq: db.prepare('UPDATE tasks SET first_seq = ? WHERE id = ? AND first_seq < ?'),
     insertSignal: db.prepare('INSERT INTO signals (task_id, name, payload, created_at) VALUES (?, ?, ?, ?)'),
     takeSignal: db.prepare(`DELETE FROM signals WHERE id = (SELECT id FROM signals WHERE task_id = ? AND name = ? ORDER BY id LIMIT 1)
       RETURNING payload`),
@@ -332,9 +375,14 @@ function toTask(r: TaskRow): TaskRecord {
     error: r.error === null ? null : (JSON.parse(r.error) as TaskError),
     cancelReason: r.cancel_reason,
     lastSeq: r.last_seq,
+    firstSeq: r.first_seq,
     timeoutMs: r.timeout_ms,
     idempotencyKey: r.idempotency_key,
   };
+}
+
+function checkKeep(keepLast: number): void {
+  if (!Number.isSafeInteger(keepLast) || keepLast < 1) throw new TypeError(`retention: keep must be a whole number >= 1, got ${keepLast}`);
 }
 
 function toDate(ms: number | null): Date | null {
