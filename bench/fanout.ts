@@ -43,6 +43,10 @@ const { values: args } = parseArgs({
     profile: { type: 'string' },
     /** Burst row: taskstream's task awaits each ctx.send (the usual task code) instead of one send per turn. */
     'burst-await': { type: 'boolean', default: false },
+    /** The load client only counts events (no parsing, latency or id checks): for the server's CPU per event. */
+    'count-only': { type: 'boolean', default: false },
+    /** A/B: also run taskstream from this checkout (its src/index.ts, with this repo's node_modules) as server `baseline`. */
+    compare: { type: 'string' },
     /** Also write the JSON report to this file. */
     save: { type: 'string' },
     /** Runs per row and server; the row reports the median run (by delivered events/s, then p99). */
@@ -50,9 +54,11 @@ const { values: args } = parseArgs({
   },
 });
 
-type Kind = 'limit' | 'taskstream' | 'better-sse';
-const KINDS: readonly Kind[] = ['limit', 'taskstream', 'better-sse'];
-const servers = args.servers.split(',').map((s) => s.trim()) as Kind[];
+/** `baseline`: taskstream from another checkout (`--compare DIR`), for A/B figures in one run. */
+type Kind = 'limit' | 'taskstream' | 'better-sse' | 'baseline';
+const KINDS: readonly Kind[] = ['limit', 'taskstream', 'baseline', 'better-sse'];
+const COMPARE = args.compare === undefined ? undefined : resolve(args.compare, 'src/index.ts');
+const servers = [...args.servers.split(',').map((s) => s.trim()), ...(COMPARE ? ['baseline'] : [])] as Kind[];
 for (const s of servers) if (!KINDS.includes(s)) throw new TypeError(`--servers: unknown server ${s}`);
 const QUICK = args.quick;
 const DURATION = num('duration', args.duration ?? (QUICK ? '5' : '10'));
@@ -124,9 +130,10 @@ class ServerProcess {
   readonly exited: Promise<void>;
 
   constructor(kind: Kind, rate: number, events: number) {
-    const prof = args.profile !== undefined && kind === 'taskstream' ? ['--cpu-prof', `--cpu-prof-dir=${resolve(args.profile)}`] : [];
-    const awaitSends = args['burst-await'] && kind === 'taskstream' ? ['--await-sends'] : [];
-    this.child = spawnNode(['--expose-gc', ...prof, ...TSX, SERVER_SCRIPT, '--kind', kind, '--rate', String(rate), '--events', String(events), ...awaitSends], 'pipe');
+    const prof = args.profile !== undefined && (kind === 'taskstream' || kind === 'baseline') ? ['--cpu-prof', `--cpu-prof-dir=${resolve(args.profile)}`] : [];
+    const awaitSends = args['burst-await'] && (kind === 'taskstream' || kind === 'baseline') ? ['--await-sends'] : [];
+    const src = kind === 'baseline' ? ['--src', COMPARE!] : [];
+    this.child = spawnNode(['--expose-gc', ...prof, ...TSX, SERVER_SCRIPT, '--kind', kind === 'baseline' ? 'taskstream' : kind, ...src, '--rate', String(rate), '--events', String(events), ...awaitSends], 'pipe');
     this.exited = new Promise((res) => this.child.once('exit', () => {
       this.#exited = true;
       for (const w of this.#waiters.splice(0)) w();
@@ -186,7 +193,8 @@ function rssKB(pid: number): number {
 }
 
 function runSsebench(url: string, clients: number, pid: number, extra: readonly string[]): { done: Promise<SsebenchReport> } {
-  const child = spawnNode([...TSX, SSEBENCH, '--url', url, '--clients', String(clients), '--pid', String(pid), '--connect-timeout', '60', '--json', ...extra], 'ignore');
+  const countOnly = args['count-only'] ? ['--count-only'] : [];
+  const child = spawnNode([...TSX, SSEBENCH, '--url', url, '--clients', String(clients), '--pid', String(pid), '--connect-timeout', '60', '--json', ...countOnly, ...extra], 'ignore');
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   const done = new Promise<SsebenchReport>((res, rej) => {
@@ -367,8 +375,8 @@ function intact(r: Result): boolean {
 
 function table(reports: readonly RowReport[]): string {
   const lines = [
-    '| row | server | delivered ev/s | × limit | p50 ms | p99 ms | p99 × limit | server CPU % | RSS/conn KB (connected / peak) | lost / dup / reordered |',
-    '|---|---|---:|---:|---:|---:|---:|---:|---:|---|',
+    '| row | server | delivered ev/s | × limit | p50 ms | p99 ms | p99 × limit | server CPU % | server CPU µs / event | RSS/conn KB (connected / peak) | lost / dup / reordered |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|',
   ];
   for (const { row, results } of reports) {
     const lim = results.limit;
@@ -376,7 +384,7 @@ function table(reports: readonly RowReport[]): string {
       const r = results[kind];
       if (r === undefined) continue;
       const lost = r.missed + (r.completed !== null ? r.established - r.completed : 0);
-      lines.push(`| ${row.name} | ${kind} | ${fmt(r.delivered)} | ${lim ? (r.delivered / lim.delivered).toFixed(2) : '–'} | ${ms(r.p50)} | ${ms(r.p99)} | ${lim?.p99 && r.p99 !== null ? (r.p99 / lim.p99).toFixed(2) : '–'} | ${r.cpuPct === null ? '–' : round1(r.cpuPct)} | ${r.rssPerConnKB === null ? '–' : round1(r.rssPerConnKB)} / ${r.peakRssPerConnKB === null ? '–' : round1(r.peakRssPerConnKB)} | ${lost} / ${r.duplicates} / ${r.outOfOrder}${r.failed ? ` (${r.failed} failed)` : ''} |`);
+      lines.push(`| ${row.name} | ${kind} | ${fmt(r.delivered)} | ${lim ? (r.delivered / lim.delivered).toFixed(2) : '–'} | ${ms(r.p50)} | ${ms(r.p99)} | ${lim?.p99 && r.p99 !== null ? (r.p99 / lim.p99).toFixed(2) : '–'} | ${r.cpuPct === null ? '–' : round1(r.cpuPct)} | ${r.cpuPct === null || r.delivered === 0 ? '–' : ((r.cpuPct / 100 / r.delivered) * 1e6).toFixed(2)} | ${r.rssPerConnKB === null ? '–' : round1(r.rssPerConnKB)} / ${r.peakRssPerConnKB === null ? '–' : round1(r.peakRssPerConnKB)} | ${lost} / ${r.duplicates} / ${r.outOfOrder}${r.failed ? ` (${r.failed} failed)` : ''} |`);
     }
   }
   return lines.join('\n');

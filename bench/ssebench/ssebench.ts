@@ -2,7 +2,7 @@
  * ssebench: an SSE fan-out load client (used by bench/fanout.ts; usable on its own).
  *
  *   node --import tsx bench/ssebench/ssebench.ts --url URL --clients N [--duration S]
- *        [--expect-events K] [--pid PID] [--workers W] [--ramp C] [--connect-timeout S] [--json]
+ *        [--expect-events K] [--pid PID] [--workers W] [--ramp C] [--connect-timeout S] [--json] [--count-only]
  *
  * Opens N SSE connections (node:http), spread over W worker threads (default 2: each has its own
  * event loop), at most C connection attempts in flight at a time (default 256, so the server's
@@ -19,6 +19,9 @@
  *   back are counted;
  * - with `--pid`, that process's RSS (before connecting, when connected, peak VmHWM) and CPU % over
  *   the window, read from /proc (Linux).
+ *
+ * `--count-only` counts events by their `id:` lines and nothing else (no latency, no id checks): a
+ * client that costs little, to measure what the server spends per delivered event.
  *
  * Every run is bounded: connect timeout + window + 30 s at most, then it exits with code 3.
  */
@@ -57,9 +60,9 @@ export interface SsebenchReport {
   readonly client: { readonly cpuPct: number | null };
 }
 
-const USAGE = 'usage: ssebench --url URL --clients N [--duration S] [--expect-events K] [--pid PID] [--workers W] [--ramp C] [--connect-timeout S] [--json]';
+const USAGE = 'usage: ssebench --url URL --clients N [--duration S] [--expect-events K] [--pid PID] [--workers W] [--ramp C] [--connect-timeout S] [--json] [--count-only]';
 
-function options(): { url: URL; clients: number; duration: number; expect: number; pid: number | null; workers: number; ramp: number; connectTimeout: number; json: boolean } {
+function options(): { url: URL; clients: number; duration: number; expect: number; pid: number | null; workers: number; ramp: number; connectTimeout: number; json: boolean; countOnly: boolean } {
   const { values } = parseArgs({
     options: {
       url: { type: 'string' },
@@ -71,6 +74,7 @@ function options(): { url: URL; clients: number; duration: number; expect: numbe
       ramp: { type: 'string', default: '256' },
       'connect-timeout': { type: 'string', default: '30' },
       json: { type: 'boolean', default: false },
+      'count-only': { type: 'boolean', default: false },
     },
   });
   const count = (name: string, v: string, min: number): number => {
@@ -92,6 +96,7 @@ function options(): { url: URL; clients: number; duration: number; expect: numbe
     ramp: count('ramp', values.ramp, 1),
     connectTimeout: count('connect-timeout', values['connect-timeout'], 1),
     json: values.json,
+    countOnly: values['count-only'],
   };
 }
 
@@ -129,6 +134,7 @@ async function main(): Promise<void> {
       ramp: Math.max(1, Math.ceil(o.ramp / o.workers)),
       expect: o.expect,
       connectTimeoutMs: o.connectTimeout * 1000,
+      countOnly: o.countOnly,
       buckets: Math.ceil(((o.connectTimeout + o.duration + 30) * 1000) / BUCKET_MS),
     };
     const worker = new Worker(WORKER_BOOT, { eval: true, workerData: config });

@@ -17,6 +17,8 @@ export interface WorkerConfig {
   readonly ramp: number;
   readonly expect: number;
   readonly connectTimeoutMs: number;
+  /** Count events by their `id:` lines only: no parsing, no latency, no id checks (a cheap client, to measure the server's cost). */
+  readonly countOnly: boolean;
   readonly buckets: number;
 }
 
@@ -146,11 +148,22 @@ function run(cfg: WorkerConfig, port: NonNullable<typeof parentPort>): void {
       established++;
       open++;
       settle();
+      let tail = EMPTY;
       res.on('data', (chunk: Buffer) => {
         if (c.over) return;
         receivedAt = performance.timeOrigin + performance.now();
         const before = c.events;
-        parser.feed(chunk);
+        if (cfg.countOnly) {
+          // The last bytes of the previous read go in front, so an `id:` line split across reads counts once.
+          const buf = tail.length > 0 ? Buffer.concat([tail, chunk]) : chunk;
+          c.events += countIds(buf);
+          tail = Buffer.from(buf.subarray(Math.max(0, buf.length - (ID_LINE.length - 1))));
+          if (cfg.expect > 0 && c.events >= cfg.expect) {
+            completed++;
+            end(c);
+            c.req?.destroy();
+          }
+        } else parser.feed(chunk);
         const got = c.events - before;
         if (got > 0) {
           events += got;
@@ -220,6 +233,16 @@ function run(cfg: WorkerConfig, port: NonNullable<typeof parentPort>): void {
       port.postMessage(result);
     }
   });
+}
+
+const EMPTY = Buffer.alloc(0);
+const ID_LINE = Buffer.from('\nid: ');
+
+/** Occurrences of LF + `id: ` (every bench server writes `id:` first in a frame, after a blank line). */
+function countIds(buf: Buffer): number {
+  let n = 0;
+  for (let at = buf.indexOf(ID_LINE); at !== -1; at = buf.indexOf(ID_LINE, at + ID_LINE.length)) n++;
+  return n;
 }
 
 /** `t` of a JSON object's data, NaN when there is none. */
