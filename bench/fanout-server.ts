@@ -9,6 +9,7 @@
  *   {"cmd":"count"}    → {"count": open SSE streams}
  *   {"cmd":"gc"}       → {"gc": true|false}           (true when run with --expose-gc)
  *   {"cmd":"publish"}  → {"publishing": at}           then {"published": K, "at": ...} when done
+ *   {"cmd":"heap"}     → {"heap": file}               (a V8 heap snapshot, in the working directory)
  *   {"cmd":"exit"}     → process.exit(0)              (so `--cpu-prof` writes its profile)
  *
  * Every server sends the same events: ids 1…K, event type `tick`, data `{"t":<send time>,"i":<n>}`
@@ -23,11 +24,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { createInterface } from 'node:readline';
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
+import { writeHeapSnapshot } from 'node:v8';
 import { z } from 'zod';
-import { createHandler, createTaskstream, defineTask, sqliteStore } from '../src/index.js';
+import type * as Taskstream from '../src/index.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -36,8 +39,13 @@ const { values: args } = parseArgs({
     events: { type: 'string', default: '1000' },
     /** Burst only: taskstream's task awaits each `ctx.send` instead of yielding one turn per event. */
     'await-sends': { type: 'boolean', default: false },
+    /** taskstream from another checkout (its `src/index.ts`), for A/B runs; default this repository's. */
+    src: { type: 'string' },
   },
 });
+const { createHandler, createTaskstream, defineTask, sqliteStore } = (await import(
+  args.src === undefined ? '../src/index.js' : pathToFileURL(args.src).href
+)) as typeof Taskstream;
 const RATE = Number(args.rate);
 const EVENTS = Number(args.events);
 const AWAIT_SENDS = args['await-sends'];
@@ -194,7 +202,8 @@ async function main(): Promise<void> {
       publishing = true;
       reply({ publishing: now() });
       built.server.publish().then(() => reply({ published: EVENTS, at: now() }), (err: unknown) => reply({ error: String(err) }));
-    } else if (cmd === 'exit') await exit();
+    } else if (cmd === 'heap') reply({ heap: writeHeapSnapshot() });
+    else if (cmd === 'exit') await exit();
   }
   // stdin closed: the orchestrator went away.
   await exit();

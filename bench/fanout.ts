@@ -7,22 +7,23 @@
  *   better-sse: better-sse 0.16, one session per request registered with one channel,
  *               channel.broadcast() per event (what users pick today).
  *
- * Each server runs in its own process (bench/fanout-server.ts); the load client is the shared
- * ssebench (`--pid` measures the server process alone). For every row the subscribers all connect
+ * Each server runs in its own process (bench/fanout-server.ts); the load client is bench/ssebench
+ * (in this repository; `--pid` measures the server process alone). For every row the subscribers all connect
  * first; publishing starts as soon as the server counts N open streams; ssebench's measurement
  * window starts when its last connection is up.
  *
  *   node --import tsx bench/fanout.ts [--quick] [--json] [--duration 10] [--servers limit,taskstream,better-sse]
- *        [--subscribers 100,1000,10000] [--rates 1,10,100] [--burst 1000x2000] [--idle 10000] [--profile DIR] [--save FILE] [--burst-await]
+ *        [--subscribers 100,1000,10000] [--rates 1,10,100] [--burst 1000x2000] [--idle 10000] [--runs 3] [--profile DIR] [--save FILE] [--burst-await]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import type { SsebenchReport } from './ssebench/ssebench.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -42,15 +43,22 @@ const { values: args } = parseArgs({
     profile: { type: 'string' },
     /** Burst row: taskstream's task awaits each ctx.send (the usual task code) instead of one send per turn. */
     'burst-await': { type: 'boolean', default: false },
+    /** The load client only counts events (no parsing, latency or id checks): for the server's CPU per event. */
+    'count-only': { type: 'boolean', default: false },
+    /** A/B: also run taskstream from this checkout (its src/index.ts, with this repo's node_modules) as server `baseline`. */
+    compare: { type: 'string' },
     /** Also write the JSON report to this file. */
     save: { type: 'string' },
-    ssebench: { type: 'string', default: process.env.SSEBENCH ?? fileURLToPath(new URL('../../shared/bench/ssebench.mjs', import.meta.url)) },
+    /** Runs per row and server; the row reports the median run (by delivered events/s, then p99). */
+    runs: { type: 'string' },
   },
 });
 
-type Kind = 'limit' | 'taskstream' | 'better-sse';
-const KINDS: readonly Kind[] = ['limit', 'taskstream', 'better-sse'];
-const servers = args.servers.split(',').map((s) => s.trim()) as Kind[];
+/** `baseline`: taskstream from another checkout (`--compare DIR`), for A/B figures in one run. */
+type Kind = 'limit' | 'taskstream' | 'better-sse' | 'baseline';
+const KINDS: readonly Kind[] = ['limit', 'taskstream', 'baseline', 'better-sse'];
+const COMPARE = args.compare === undefined ? undefined : resolve(args.compare, 'src/index.ts');
+const servers = [...args.servers.split(',').map((s) => s.trim()), ...(COMPARE ? ['baseline'] : [])] as Kind[];
 for (const s of servers) if (!KINDS.includes(s)) throw new TypeError(`--servers: unknown server ${s}`);
 const QUICK = args.quick;
 const DURATION = num('duration', args.duration ?? (QUICK ? '5' : '10'));
@@ -59,8 +67,9 @@ const RATES = args.rates === 'none' ? [] : list('rates', args.rates);
 const BURST = args.burst === 'none' ? undefined : /^(\d+)x(\d+)$/.exec(args.burst);
 if (args.burst !== 'none' && BURST === null) throw new TypeError('--burst must be SUBSCRIBERSxEVENTS or none');
 const IDLE = num('idle', args.idle ?? (QUICK ? '1000' : '10000'), true);
-const SSEBENCH = resolve(args.ssebench);
-if (!existsSync(SSEBENCH)) throw new Error(`ssebench not found at ${SSEBENCH} (--ssebench PATH or SSEBENCH=...)`);
+const RUNS = num('runs', args.runs ?? (QUICK ? '1' : '3'));
+if (!Number.isInteger(RUNS)) throw new TypeError(`--runs: expected an integer, got ${args.runs}`);
+const SSEBENCH = fileURLToPath(new URL('./ssebench/ssebench.ts', import.meta.url));
 const SERVER_SCRIPT = fileURLToPath(new URL('./fanout-server.ts', import.meta.url));
 const TSX = ['--import', 'tsx'];
 const log = (msg: string): void => void process.stderr.write(`${msg}\n`);
@@ -121,9 +130,10 @@ class ServerProcess {
   readonly exited: Promise<void>;
 
   constructor(kind: Kind, rate: number, events: number) {
-    const prof = args.profile !== undefined && kind === 'taskstream' ? ['--cpu-prof', `--cpu-prof-dir=${resolve(args.profile)}`] : [];
-    const awaitSends = args['burst-await'] && kind === 'taskstream' ? ['--await-sends'] : [];
-    this.child = spawnNode(['--expose-gc', ...prof, ...TSX, SERVER_SCRIPT, '--kind', kind, '--rate', String(rate), '--events', String(events), ...awaitSends], 'pipe');
+    const prof = args.profile !== undefined && (kind === 'taskstream' || kind === 'baseline') ? ['--cpu-prof', `--cpu-prof-dir=${resolve(args.profile)}`] : [];
+    const awaitSends = args['burst-await'] && (kind === 'taskstream' || kind === 'baseline') ? ['--await-sends'] : [];
+    const src = kind === 'baseline' ? ['--src', COMPARE!] : [];
+    this.child = spawnNode(['--expose-gc', ...prof, ...TSX, SERVER_SCRIPT, '--kind', kind === 'baseline' ? 'taskstream' : kind, ...src, '--rate', String(rate), '--events', String(events), ...awaitSends], 'pipe');
     this.exited = new Promise((res) => this.child.once('exit', () => {
       this.#exited = true;
       for (const w of this.#waiters.splice(0)) w();
@@ -182,24 +192,16 @@ function rssKB(pid: number): number {
   return m === null ? NaN : Number(m[1]);
 }
 
-interface SsebenchOut {
-  connections: { established: number; failed: number; completed: number | null; connectPhaseMs: number };
-  events: { perSec: number; windowSec: number; inWindow: number; perConn: { min: number | null } };
-  latencyMs: { p50: number | null; p99: number | null; max: number | null };
-  gaps: { missed: number; outOfOrder: number; duplicates: number };
-  server: { cpuPct: number | null; rssPerConnKB: number | null; peakRssPerConnKB: number | null } | null;
-  client: { cpuPctWindow: number | null };
-}
-
-function runSsebench(url: string, clients: number, pid: number, extra: readonly string[]): { done: Promise<SsebenchOut> } {
-  const child = spawnNode([SSEBENCH, '--url', url, '--clients', String(clients), '--pid', String(pid), '--connect-timeout', '60', '--json', ...extra], 'ignore');
+function runSsebench(url: string, clients: number, pid: number, extra: readonly string[]): { done: Promise<SsebenchReport> } {
+  const countOnly = args['count-only'] ? ['--count-only'] : [];
+  const child = spawnNode([...TSX, SSEBENCH, '--url', url, '--clients', String(clients), '--pid', String(pid), '--connect-timeout', '60', '--json', ...countOnly, ...extra], 'ignore');
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  const done = new Promise<SsebenchOut>((res, rej) => {
+  const done = new Promise<SsebenchReport>((res, rej) => {
     child.once('exit', (code) => {
       if (code !== 0) return rej(new Error(`ssebench exited with ${code}`));
       try {
-        res(JSON.parse(out) as SsebenchOut);
+        res(JSON.parse(out) as SsebenchReport);
       } catch (err) {
         rej(err instanceof Error ? err : new Error(String(err)));
       }
@@ -248,13 +250,13 @@ async function runOne(kind: Kind, row: Row): Promise<Result> {
       max: r.latencyMs.max,
       cpuPct: r.server?.cpuPct ?? null,
       rssPerConnKB: r.server?.rssPerConnKB ?? null,
-      peakRssPerConnKB: r.server?.peakRssPerConnKB ?? null,
-      missed: r.gaps.missed,
-      duplicates: r.gaps.duplicates,
-      outOfOrder: r.gaps.outOfOrder,
+      peakRssPerConnKB: r.server?.peakPerConnKB ?? null,
+      missed: r.ids.missed,
+      duplicates: r.ids.duplicates,
+      outOfOrder: r.ids.outOfOrder,
       connectMs: r.connections.connectPhaseMs,
-      perConnMin: r.events.perConn.min,
-      clientCpuPct: r.client.cpuPctWindow,
+      perConnMin: r.events.perConnMin,
+      clientCpuPct: r.client.cpuPct,
     };
   } finally {
     await server.stop();
@@ -293,7 +295,11 @@ async function runIdle(kind: Kind, n: number): Promise<IdleResult> {
 
 interface RowReport {
   readonly row: Row;
+  /** Per server, the median over the runs of each figure (loss counts are summed instead). */
   readonly results: Partial<Record<Kind, Result>>;
+  /** Every run, in order; the servers of one run ran one after another. */
+  readonly runs: ReadonlyArray<Partial<Record<Kind, Result>>>;
+  /** Median over the runs of each run's ratios (taskstream against the limit and better-sse of the same run). */
   readonly verdict?: Verdict;
 }
 interface Verdict {
@@ -321,6 +327,47 @@ function verdictOf(results: Partial<Record<Kind, Result>>): Verdict | undefined 
   };
 }
 
+function median(values: readonly number[]): number {
+  const v = [...values].sort((a, b) => a - b);
+  const mid = v.length >> 1;
+  return v.length % 2 === 1 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
+}
+function medianOrNull(values: ReadonlyArray<number | null>): number | null {
+  const known = values.filter((v): v is number => v !== null);
+  return known.length === 0 ? null : median(known);
+}
+
+/** The median run of a server on a row: each figure's median; losses, repeats and failures summed over the runs. */
+function medianResult(runs: readonly Result[]): Result {
+  const m = (k: keyof Result): number | null => medianOrNull(runs.map((r) => r[k] as number | null));
+  const sum = (k: 'failed' | 'missed' | 'duplicates' | 'outOfOrder'): number => runs.reduce((a, r) => a + r[k], 0);
+  const completedShort = runs.reduce((a, r) => a + (r.completed === null ? 0 : r.established - r.completed), 0);
+  const established = median(runs.map((r) => r.established));
+  return {
+    server: runs[0]!.server, established, failed: sum('failed'),
+    completed: runs[0]!.completed === null ? null : established - completedShort,
+    delivered: m('delivered')!, windowSec: m('windowSec')!, p50: m('p50'), p99: m('p99'), max: m('max'), cpuPct: m('cpuPct'),
+    rssPerConnKB: m('rssPerConnKB'), peakRssPerConnKB: m('peakRssPerConnKB'),
+    missed: sum('missed'), duplicates: sum('duplicates'), outOfOrder: sum('outOfOrder'),
+    connectMs: m('connectMs')!, perConnMin: m('perConnMin'), clientCpuPct: m('clientCpuPct'),
+  };
+}
+
+function medianVerdict(runs: ReadonlyArray<Partial<Record<Kind, Result>>>): Verdict | undefined {
+  const each = runs.map(verdictOf).filter((v): v is Verdict => v !== undefined);
+  if (each.length === 0) return undefined;
+  const deliveredRatio = median(each.map((v) => v.deliveredRatio));
+  const p99Ratio = medianOrNull(each.map((v) => v.p99Ratio));
+  const p99VsBetterSse = medianOrNull(each.map((v) => v.p99VsBetterSse));
+  return {
+    deliveredRatio, p99Ratio, p99VsBetterSse,
+    delivered: deliveredRatio >= 0.95,
+    p99: p99Ratio !== null && p99Ratio <= 1.5,
+    beatsBetterSse: p99VsBetterSse === null || p99VsBetterSse < 1,
+    intact: each.every((v) => v.intact),
+  };
+}
+
 /** Every connection up, no id missed, repeated or out of order, and (burst) every event received. */
 function intact(r: Result): boolean {
   return r.failed === 0 && r.missed === 0 && r.duplicates === 0 && r.outOfOrder === 0 && (r.completed === null || r.completed === r.established);
@@ -328,8 +375,8 @@ function intact(r: Result): boolean {
 
 function table(reports: readonly RowReport[]): string {
   const lines = [
-    '| row | server | delivered ev/s | × limit | p50 ms | p99 ms | p99 × limit | server CPU % | RSS/conn KB (connected / peak) | lost / dup / reordered |',
-    '|---|---|---:|---:|---:|---:|---:|---:|---:|---|',
+    '| row | server | delivered ev/s | × limit | p50 ms | p99 ms | p99 × limit | server CPU % | server CPU µs / event | RSS/conn KB (connected / peak) | lost / dup / reordered |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|',
   ];
   for (const { row, results } of reports) {
     const lim = results.limit;
@@ -337,7 +384,7 @@ function table(reports: readonly RowReport[]): string {
       const r = results[kind];
       if (r === undefined) continue;
       const lost = r.missed + (r.completed !== null ? r.established - r.completed : 0);
-      lines.push(`| ${row.name} | ${kind} | ${fmt(r.delivered)} | ${lim ? (r.delivered / lim.delivered).toFixed(2) : '–'} | ${ms(r.p50)} | ${ms(r.p99)} | ${lim?.p99 && r.p99 !== null ? (r.p99 / lim.p99).toFixed(2) : '–'} | ${r.cpuPct ?? '–'} | ${r.rssPerConnKB ?? '–'} / ${r.peakRssPerConnKB ?? '–'} | ${lost} / ${r.duplicates} / ${r.outOfOrder}${r.failed ? ` (${r.failed} failed)` : ''} |`);
+      lines.push(`| ${row.name} | ${kind} | ${fmt(r.delivered)} | ${lim ? (r.delivered / lim.delivered).toFixed(2) : '–'} | ${ms(r.p50)} | ${ms(r.p99)} | ${lim?.p99 && r.p99 !== null ? (r.p99 / lim.p99).toFixed(2) : '–'} | ${r.cpuPct === null ? '–' : round1(r.cpuPct)} | ${r.cpuPct === null || r.delivered === 0 ? '–' : ((r.cpuPct / 100 / r.delivered) * 1e6).toFixed(2)} | ${r.rssPerConnKB === null ? '–' : round1(r.rssPerConnKB)} / ${r.peakRssPerConnKB === null ? '–' : round1(r.peakRssPerConnKB)} | ${lost} / ${r.duplicates} / ${r.outOfOrder}${r.failed ? ` (${r.failed} failed)` : ''} |`);
     }
   }
   return lines.join('\n');
@@ -388,31 +435,44 @@ async function main(): Promise<void> {
   const load0 = loadavg();
   const reports: RowReport[] = [];
   for (const [index, row] of rows.entries()) {
-    const results: Partial<Record<Kind, Result>> = {};
-    // The order rotates from row to row so that no server always runs first (or right after another).
-    const order = servers.map((_, i) => servers[(i + index) % servers.length]!);
-    for (const kind of order) {
-      log(`${row.name}: ${kind} …`);
-      results[kind] = await runOne(kind, row);
-      const r = results[kind];
-      log(`  ${fmt(r.delivered)} ev/s, p50 ${ms(r.p50)} p99 ${ms(r.p99)} ms, cpu ${r.cpuPct}%, lost ${r.missed} dup ${r.duplicates} ooo ${r.outOfOrder}, conns ${r.established}/${row.subscribers}`);
+    const runs: Array<Partial<Record<Kind, Result>>> = [];
+    for (let run = 0; run < RUNS; run++) {
+      const results: Partial<Record<Kind, Result>> = {};
+      // The order rotates from run to run and row to row so that no server always runs first (or right after another).
+      const order = servers.map((_, i) => servers[(i + index + run) % servers.length]!);
+      for (const kind of order) {
+        log(`${row.name}${RUNS > 1 ? ` (run ${run + 1}/${RUNS})` : ''}: ${kind} …`);
+        const r = await runOne(kind, row);
+        results[kind] = r;
+        log(`  ${fmt(r.delivered)} ev/s, p50 ${ms(r.p50)} p99 ${ms(r.p99)} ms, cpu ${r.cpuPct}%, lost ${r.missed} dup ${r.duplicates} ooo ${r.outOfOrder}, conns ${r.established}/${row.subscribers}`);
+      }
+      runs.push(results);
     }
-    reports.push({ row, results, verdict: verdictOf(results) });
+    const results: Partial<Record<Kind, Result>> = {};
+    for (const kind of servers) results[kind] = medianResult(runs.map((r) => r[kind]!));
+    reports.push({ row, results, runs, verdict: medianVerdict(runs) });
   }
   const idle: IdleResult[] = [];
   if (IDLE > 0) {
-    for (const kind of servers) {
-      log(`idle: ${kind} with ${fmt(IDLE)} subscribers …`);
-      idle.push(await runIdle(kind, IDLE));
+    const byKind = new Map<Kind, IdleResult[]>(servers.map((k) => [k, []]));
+    for (let run = 0; run < RUNS; run++) {
+      for (const kind of servers) {
+        log(`idle: ${kind} with ${fmt(IDLE)} subscribers${RUNS > 1 ? ` (run ${run + 1}/${RUNS})` : ''} …`);
+        const r = await runIdle(kind, IDLE);
+        log(`  ${r.perConnKB} KB per stream`);
+        byKind.get(kind)!.push(r);
+      }
     }
+    // The median run by KB per stream.
+    for (const runs of byKind.values()) idle.push([...runs].sort((a, b) => a.perConnKB - b.perConnKB)[runs.length >> 1]!);
   }
   const seconds = Math.round((Date.now() - started) / 1000);
   const machine = `${cpus().length} cores (${cpus()[0]?.model.trim() ?? 'unknown'}), node ${process.version}`;
   const load1 = loadavg();
   const idleTs = idle.find((r) => r.server === 'taskstream');
   const report = JSON.stringify({
-    date: new Date().toISOString(), machine, seconds, loadavgBefore: load0, loadavgAfter: load1, duration: DURATION,
-    targets: { deliveredRatio: 0.95, p99RatioToLimit: 1.5, p99BelowBetterSse: true, idleRssPerConnKB: 16 },
+    date: new Date().toISOString(), machine, seconds, runs: RUNS, loadavgBefore: load0, loadavgAfter: load1, duration: DURATION,
+    targets: { deliveredRatio: 0.95, p99RatioToLimit: 1.5, p99BelowBetterSse: true, idleRssPerConnKB: 12 },
     rows: reports, idle,
   }, null, 2);
   if (args.save !== undefined) writeFileSync(resolve(args.save), `${report}\n`);
@@ -420,17 +480,17 @@ async function main(): Promise<void> {
     console.log(report);
     return;
   }
-  console.log(`bench/fanout: ${machine}; load client (ssebench, 2 worker threads) and server share the cores.`);
-  console.log(`paced rows: ${DURATION} s window; ${seconds} s in all; load average ${load0[0]!.toFixed(2)} before, ${load1[0]!.toFixed(2)} after\n`);
+  console.log(`bench/fanout: ${machine}; load client (bench/ssebench, 2 worker threads) and server share the cores.`);
+  console.log(`${RUNS > 1 ? `median of ${RUNS} runs per row and server; ` : ''}paced rows: ${DURATION} s window; ${seconds} s in all; load average ${load0[0]!.toFixed(2)} before, ${load1[0]!.toFixed(2)} after\n`);
   console.log(table(reports));
   console.log('\ntaskstream against the targets:\n');
   console.log(verdicts(reports));
   if (idle.length > 0) {
-    console.log(`\nRSS per idle subscriber (${fmt(IDLE)} open streams, no events; after a GC; target ≤ 16 KB for taskstream):\n`);
+    console.log(`\nRSS per idle subscriber (${fmt(IDLE)} open streams, no events; after a GC; target ≤ 12 KB for taskstream):\n`);
     console.log('| server | RSS before KB | RSS with streams KB | KB per subscriber | ssebench per-conn KB (no GC) |');
     console.log('|---|---:|---:|---:|---:|');
     for (const r of idle) console.log(`| ${r.server} | ${fmt(r.rssBeforeKB)} | ${fmt(r.rssIdleKB)} | ${r.perConnKB} | ${r.ssebenchPerConnKB ?? '–'} |`);
-    if (idleTs) console.log(`\ntaskstream idle RSS per subscriber: ${idleTs.perConnKB} KB (${idleTs.perConnKB <= 16 ? 'met' : 'NOT met'})`);
+    if (idleTs) console.log(`\ntaskstream idle RSS per subscriber: ${idleTs.perConnKB} KB (${idleTs.perConnKB <= 12 ? 'met' : 'NOT met'})`);
   }
 }
 

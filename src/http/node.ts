@@ -2,7 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Taskstream } from '../runtime/runtime.js';
 import { type HttpOptions, resolveHttpOptions, SSE_HEADERS, stripBase } from './options.js';
 import { type HttpRequest, type Reply, route } from './routes.js';
-import { Heartbeat, SseSession, type SseTransport } from './sse-session.js';
+import { Corker, NodeTransport } from './node-transport.js';
+import { Heartbeat, SseSession } from './sse-session.js';
 
 export type NodeHandler = (req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void) => void;
 
@@ -13,8 +14,9 @@ export type NodeHandler = (req: IncomingMessage, res: ServerResponse, next?: (er
 export function createHandler(runtime: Taskstream, options: HttpOptions = {}): NodeHandler {
   const opts = resolveHttpOptions(options);
   const heartbeat = new Heartbeat(opts.heartbeatMs);
+  const corker = new Corker();
   return (req, res, next) => {
-    handle(runtime, opts, heartbeat, req, res).catch((err: unknown) => {
+    handle(runtime, opts, heartbeat, corker, req, res).catch((err: unknown) => {
       if (next) return next(err);
       runtime.logger.error({ err }, 'taskstream http: request failed');
       if (!res.headersSent) {
@@ -27,7 +29,7 @@ export function createHandler(runtime: Taskstream, options: HttpOptions = {}): N
   };
 }
 
-async function handle(runtime: Taskstream, opts: ReturnType<typeof resolveHttpOptions>, heartbeat: Heartbeat, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function handle(runtime: Taskstream, opts: ReturnType<typeof resolveHttpOptions>, heartbeat: Heartbeat, corker: Corker, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://localhost');
   // Express strips its mount path into req.baseUrl; otherwise strip `basePath` ourselves.
   const mounted = (req as { baseUrl?: unknown }).baseUrl;
@@ -49,7 +51,7 @@ async function handle(runtime: Taskstream, opts: ReturnType<typeof resolveHttpOp
   };
   const reply = await route(runtime, request, { maxBodyBytes: opts.maxBodyBytes, dashboard: opts.dashboard });
   if (reply.kind === 'body') return send(req, res, reply);
-  startStream(runtime, opts, heartbeat, req, res, reply);
+  startStream(runtime, opts, heartbeat, corker, req, res, reply);
 }
 
 function send(req: IncomingMessage, res: ServerResponse, reply: Reply & { kind: 'body' }): void {
@@ -61,24 +63,31 @@ function send(req: IncomingMessage, res: ServerResponse, reply: Reply & { kind: 
   res.end(req.method === 'HEAD' || reply.status === 204 ? undefined : reply.body);
 }
 
-function startStream(runtime: Taskstream, opts: ReturnType<typeof resolveHttpOptions>, heartbeat: Heartbeat, req: IncomingMessage, res: ServerResponse, reply: Reply & { kind: 'stream' }): void {
+function startStream(runtime: Taskstream, opts: ReturnType<typeof resolveHttpOptions>, heartbeat: Heartbeat, corker: Corker, req: IncomingMessage, res: ServerResponse, reply: Reply & { kind: 'stream' }): void {
   req.socket.setNoDelay(true);
   req.socket.setTimeout(0);
   res.writeHead(200, SSE_HEADERS);
-  const transport: SseTransport = {
-    // Frames written in one tick (a group-commit batch) leave in one packet: ServerResponse.write
-    // corks the socket itself on the first write of a tick and uncorks it on process.nextTick, so
-    // a cork of our own here would only add a closure and a nextTick per stream per tick.
-    write: (chunk) => void res.write(chunk),
-    buffered: () => res.writableLength + (res.socket?.writableLength ?? 0),
-    end: () => res.end(),
-    destroy: () => res.destroy(),
-    onDrain: (callback) => res.once('drain', callback),
-  };
-  const session = new SseSession(transport, reply.task, opts, (s) => heartbeat.delete(s));
+  flattenHeader(res);
+  const session = new SseSession(new NodeTransport(res, corker), reply.task, opts, heartbeat.remove);
   heartbeat.add(session);
-  res.on('close', () => session.disconnected());
+  onClose(res, session);
   session.start(runtime, reply.afterSeq);
+}
+
+/**
+ * Node builds the response's header block with `+=`, which V8 keeps as a tree of about 20 pieces
+ * (32 bytes each) until something reads the string by index, and the response keeps it for its
+ * whole life. Reading one character flattens it in place: about 450 bytes less per open stream.
+ * (`_header` is Node's internal; if it is not a string this does nothing.)
+ */
+function flattenHeader(res: ServerResponse): void {
+  const header = (res as { _header?: unknown })._header;
+  if (typeof header === 'string') header.charCodeAt(0);
+}
+
+/** In its own function so that the listener's context holds the session alone. */
+function onClose(res: ServerResponse, session: SseSession): void {
+  res.on('close', () => session.disconnected());
 }
 
 function readBody(req: IncomingMessage, limit: number): Promise<Uint8Array | 'too_large'> {

@@ -6,6 +6,8 @@ import type { EventRecord, TaskRecord } from '../store/types.js';
 /** What an SSE stream writes to: a Node response or a Fetch ReadableStream. */
 export interface SseTransport {
   write(chunk: string): void;
+  /** Writes an event's frame (`frameOf`), when the transport has a cheaper form of it than `write(frame)`. */
+  writeEvent?(event: EventRecord, app: string, model: string): void;
   /** Bytes written that the client has not taken yet. */
   buffered(): number;
   /** Ends the response cleanly (after what was written). */
@@ -62,7 +64,9 @@ export class SseSession implements Sink {
   }
 
   event(event: EventRecord): boolean {
-    this.#transport.write(frameOf(event, this.#app, this.#type));
+    const transport = this.#transport;
+    if (transport.writeEvent !== undefined) transport.writeEvent(event, this.#app, this.#type);
+    else transport.write(frameOf(event, this.#app, this.#type));
     this.#cursor = event.seq;
     return this.#transport.buffered() <= this.#options.maxBufferedBytes;
   }
@@ -117,6 +121,8 @@ export class Heartbeat {
   readonly #sessions = new Set<SseSession>();
   readonly #intervalMs: number;
   #timer: NodeJS.Timeout | undefined;
+  /** `delete`, as one function for every session's `onEnd` (not a closure per stream). */
+  readonly remove = (session: SseSession): void => this.delete(session);
 
   constructor(intervalMs: number) {
     this.#intervalMs = intervalMs;

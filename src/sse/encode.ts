@@ -27,6 +27,22 @@ export function frameOf(event: EventRecord, app: string, model: string): string 
   return frame;
 }
 
+const chunks = new WeakMap<EventRecord, Buffer>();
+
+/**
+ * The frame as one ready HTTP/1.1 chunk, `<hex byte length>\r\n<frame>\r\n`: what `res.write(frame)`
+ * puts on a chunked response, built once per event per process, so a Node stream can write it to
+ * its socket as is (no per-socket encoding or chunk framing).
+ */
+export function chunkOf(event: EventRecord, app: string, model: string): Buffer {
+  let chunk = chunks.get(event);
+  if (chunk === undefined) {
+    const frame = frameOf(event, app, model);
+    chunks.set(event, (chunk = Buffer.from(`${Buffer.byteLength(frame).toString(16)}\r\n${frame}\r\n`)));
+  }
+  return chunk;
+}
+
 export function retryField(ms: number): string {
   return `retry: ${ms}\n\n`;
 }

@@ -1,0 +1,96 @@
+import type { ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { chunkOf, frameOf } from '../sse/encode.js';
+import type { EventRecord } from '../store/types.js';
+import type { SseTransport } from './sse-session.js';
+
+/**
+ * Corks sockets for the rest of the tick and uncorks them all in one `process.nextTick`, so the
+ * frames one batch writes to a stream leave in one `writev`. One per handler, shared by its streams:
+ * a stream costs an array slot per tick it writes in, not a tick callback of its own.
+ */
+export class Corker {
+  #sockets: Socket[] = [];
+
+  cork(socket: Socket): void {
+    if (socket.writableCorked !== 0) return;
+    socket.cork();
+    if (this.#sockets.push(socket) === 1) process.nextTick(uncorkAll, this);
+  }
+
+  uncork(): void {
+    const sockets = this.#sockets;
+    this.#sockets = [];
+    for (const s of sockets) s.uncork();
+  }
+}
+
+function uncorkAll(corker: Corker): void {
+  corker.uncork();
+}
+
+/**
+ * An SSE stream on a Node `ServerResponse`. A class, not an object of closures: one small object
+ * per stream, its methods shared.
+ *
+ * Write path. Once the headers and the `retry:` field have gone through the response to the socket
+ * (nothing is queued in the response, it is chunked, and nothing wraps `res.write`, as compression
+ * middleware would), an event's frame is written to the socket directly as a ready HTTP/1.1 chunk
+ * (`chunkOf`: `<hex length>\r\n<frame>\r\n`, one Buffer per event per process, shared by every
+ * stream). The bytes on the wire are the ones `res.write(frame)` sends, without its four socket
+ * writes per call (length, CRLF, data, CRLF), its string encoding per socket and its tick per
+ * socket. Otherwise (HTTP/1.0, a wrapped response, a response still queued behind another on the
+ * connection) frames go through `res.write`.
+ */
+export class NodeTransport implements SseTransport {
+  readonly #res: ServerResponse;
+  readonly #corker: Corker;
+  /** Writes go straight to the socket (see the class comment); checked until it holds, then kept. */
+  #direct = false;
+
+  constructor(res: ServerResponse, corker: Corker) {
+    this.#res = res;
+    this.#corker = corker;
+  }
+
+  write(chunk: string): void {
+    this.#res.write(chunk);
+  }
+
+  writeEvent(event: EventRecord, app: string, model: string): void {
+    const socket = this.#res.socket;
+    if (socket !== null && (this.#direct ? socket.writable : this.#canWriteDirect(socket))) {
+      this.#corker.cork(socket);
+      socket.write(chunkOf(event, app, model));
+    } else {
+      this.#res.write(frameOf(event, app, model));
+    }
+  }
+
+  #canWriteDirect(socket: Socket): boolean {
+    const res = this.#res;
+    // writableLength is what the response holds plus the socket's: equal means the response queues nothing.
+    this.#direct = socket.writable && res.headersSent && res.chunkedEncoding && !res.writableEnded && res.writableLength === socket.writableLength && !Object.hasOwn(res, 'write');
+    return this.#direct;
+  }
+
+  buffered(): number {
+    // (writableLength already counts the socket's bytes; the sum, kept from before, counts them twice.)
+    return this.#res.writableLength + (this.#res.socket?.writableLength ?? 0);
+  }
+
+  end(): void {
+    this.#res.end();
+  }
+
+  destroy(): void {
+    this.#res.destroy();
+  }
+
+  onDrain(callback: () => void): void {
+    // Direct writes fill the socket, not the response: the response's 'drain' would not come.
+    const socket = this.#res.socket;
+    if (this.#direct && socket !== null) socket.once('drain', callback);
+    else this.#res.once('drain', callback);
+  }
+}
