@@ -73,9 +73,11 @@ export function sse(url: string, lastEventId?: number): { events: SseEvent[]; do
         },
       });
       const decoder = new TextDecoder();
-      for await (const chunk of res.body) {
-        parser.feed(decoder.decode(chunk as Uint8Array, { stream: true }));
-        if (terminal) break;
+      const reader = res.body.getReader();
+      while (!terminal) {
+        const { done: ended, value } = await reader.read();
+        if (ended) break;
+        parser.feed(decoder.decode(value, { stream: true }));
       }
     } catch (err) {
       if (!controller.signal.aborted && events.length === 0 && !(err instanceof TypeError)) throw err;
