@@ -10,6 +10,7 @@ export type ErrorCode =
   | 'invalid_event'
   | 'closed'
   | 'lease_lost'
+  | 'store_unavailable'
   | 'aborted';
 
 export class TaskstreamError extends Error {
@@ -78,6 +79,21 @@ export class LeaseLostError extends TaskstreamError {
   constructor(taskId: number) {
     super('lease_lost', `task ${taskId}: this process lost the run's lease; its writes are refused`);
   }
+}
+
+/**
+ * The store could not be reached or was busy (a dropped connection, a database restarting): the
+ * operation may succeed if tried again. `cause` is the driver's error.
+ */
+export class StoreUnavailableError extends TaskstreamError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('store_unavailable', message, options);
+  }
+}
+
+/** True for an error worth retrying: the store said it was unavailable, not that the write was wrong. */
+export function isRetryableStoreError(err: unknown): boolean {
+  return err instanceof TaskstreamError && err.code === 'store_unavailable';
 }
 
 export type AbortKind = 'cancel' | 'timeout' | 'shutdown' | 'lease_lost';

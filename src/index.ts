@@ -6,7 +6,12 @@ export type { TaskEvent } from './runtime/subscription.js';
 export type { TaskstreamEvents, RunInfo } from './runtime/emitter.js';
 export { sqliteStore, SqliteStore } from './store/sqlite/sqlite-store.js';
 export type { SqliteStoreOptions } from './store/sqlite/sqlite-store.js';
-export type { EventRecord, Store, TaskError, TaskRecord, TaskStatus } from './store/types.js';
+export { MemoryDatabase, memoryStore, MemoryStore } from './store/memory.js';
+export type { MemoryStoreOptions } from './store/memory.js';
+export type {
+  CancelResult, ClaimedRun, EventPage, EventRecord, FinishResult, FinishRun, LeaseRenewal, ListFilter, MigrationReport, NewEvent,
+  NewTask, PageLimit, RecoveryEvents, RequeueRun, StateEvent, Store, TaskError, TaskRecord, TaskStatus,
+} from './store/types.js';
 export { TERMINAL_STATUSES } from './store/types.js';
 export { LocalBus, localBus } from './bus/local.js';
 export type { Bus, Command } from './bus/types.js';
@@ -15,7 +20,7 @@ export { TERMINAL_EVENTS, NAME_PATTERN } from './task/names.js';
 export type { Logger } from './logger.js';
 export { silentLogger } from './logger.js';
 export {
-  InputValidationError, InvalidEventError, isAbortError, LeaseLostError, NonRetryableError, RuntimeClosedError,
+  InputValidationError, InvalidEventError, isAbortError, isRetryableStoreError, LeaseLostError, StoreUnavailableError, NonRetryableError, RuntimeClosedError,
   TaskAbortedError, TaskNotFoundError, TaskStateError, TaskstreamError, UnknownTaskTypeError,
 } from './errors.js';
 export type { AbortKind, ErrorCode, ValidationIssue } from './errors.js';

@@ -1,7 +1,6 @@
 /**
  * `migrate` and `cleanup`: work on the database file directly, no server needed.
  */
-import Database from 'better-sqlite3';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { sqliteStore } from '../index.js';
@@ -17,23 +16,20 @@ export function checkDbPath(db: string): string {
   return db === ':memory:' ? db : resolve(db);
 }
 
-/** Applies pending migrations; prints each one applied, or that the schema was current. */
+/** Applies pending migrations; prints each one applied (the store's own report), or that the schema was current. */
 export async function migrate(options: DbOptions, out: (line: string) => void): Promise<void> {
   const path = checkDbPath(options.db);
-  const before = appliedMigrations(path);
   const store = sqliteStore(path);
+  let applied: readonly string[];
   try {
-    await store.migrate();
+    ({ applied } = await store.migrate());
   } finally {
     await store.close();
   }
-  const after = appliedMigrations(path);
-  const applied = after.filter((m) => !before.some((b) => b.version === m.version));
-  for (const m of applied) out(`taskstream: applied migration ${m.name}`);
-  const latest = after.at(-1);
+  for (const name of applied) out(`taskstream: applied migration ${name}`);
   out(applied.length === 0
-    ? `taskstream: ${path} is up to date (schema version ${latest?.version ?? 0}); nothing to apply`
-    : `taskstream: ${path} migrated to schema version ${latest?.version ?? 0} (${applied.length} applied)`);
+    ? `taskstream: ${path} is up to date; nothing to apply`
+    : `taskstream: ${path} migrated (${applied.length} applied: ${applied.join(', ')})`);
 }
 
 export interface CleanupOptions extends DbOptions {
@@ -58,22 +54,6 @@ export async function cleanup(options: CleanupOptions, out: (line: string) => vo
       : `taskstream: deleted ${count} ${what} older than ${formatDuration(options.olderThan)}`);
   } finally {
     await store.close();
-  }
-}
-
-/**
- * The migrations recorded in the file, read through a separate read-only connection: the store's
- * `migrate()` does not say what it applied, so the difference before/after is what it did.
- */
-function appliedMigrations(path: string): Array<{ version: number; name: string }> {
-  if (path === ':memory:' || !existsSync(path)) return [];
-  const db = new Database(path, { readonly: true, fileMustExist: true });
-  try {
-    const table = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").get();
-    if (table === undefined) return [];
-    return db.prepare('SELECT version, name FROM schema_migrations ORDER BY version').all() as Array<{ version: number; name: string }>;
-  } finally {
-    db.close();
   }
 }
 

@@ -250,6 +250,7 @@ function fromError(err: unknown): Reply {
   if (err instanceof InputValidationError) return json(400, { error: err.code, message: err.message, issues: err.issues });
   if (err instanceof UnknownTaskTypeError) return error(404, err.code, err.message);
   if (err instanceof RuntimeClosedError) return error(503, 'draining', err.message, { 'retry-after': '1' });
+  if (err instanceof TaskstreamError && err.code === 'store_unavailable') return error(503, err.code, err.message, { 'retry-after': '1' });
   if (err instanceof TaskstreamError) return error(err.code === 'not_found' ? 404 : err.code === 'invalid_state' ? 409 : 400, err.code, err.message);
   if (err instanceof TypeError) return error(400, 'bad_request', err.message);
   throw err;

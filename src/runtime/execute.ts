@@ -56,7 +56,7 @@ async function applyPlan(deps: ExecuteDeps, run: ActiveRun, plan: Plan): Promise
       cancelReason: plan.cancelReason, event: plan.event, unlessCancelRequested: plan.yieldsToCancel, now,
     });
   } else {
-    result = await deps.store.requeueRun({ taskId: run.id, epoch: run.epoch, runAt: plan.runAt, event: plan.event, error: plan.error, now });
+    result = await deps.store.requeueRun({ taskId: run.id, epoch: run.epoch, delayMs: Math.max(0, plan.runAt - now), event: plan.event, error: plan.error, now });
   }
   if (!result.ok && result.reason === 'cancel_requested') {
     // A cancel landed before this outcome was written: the cancel wins, as it was told.

@@ -190,7 +190,7 @@ export class Taskstream implements AsyncDisposable {
     const now = Date.now();
     const result = await this.store.createTask({
       app: def.app, type: def.type, input: value, timeoutMs: timeoutMs ?? null,
-      idempotencyKey: options.idempotencyKey ?? null, runAt: options.runAt?.getTime() ?? now, now,
+      idempotencyKey: options.idempotencyKey ?? null, runAt: options.runAt?.getTime() ?? null, now,
     });
     if (result.created) {
       this.#emitter.emit('task:created', { task: result.task });
@@ -423,8 +423,10 @@ export class Taskstream implements AsyncDisposable {
 
   /** Wakes the scheduler when the earliest delayed task (a retry's backoff, a `runAt`) is due. */
   async #armWakeTimer(now: number): Promise<void> {
-    const at = await this.store.nextRunAt([...this.#defs.keys()], now);
-    if (at === null || this.closed || at >= this.#wakeAt) return;
+    const delay = await this.store.nextRunDelay([...this.#defs.keys()], now);
+    if (delay === null || this.closed) return;
+    const at = Date.now() + delay;
+    if (at >= this.#wakeAt) return;
     clearTimeout(this.#wakeTimer);
     this.#wakeAt = at;
     // A due time beyond a timer's range wakes early, finds nothing due, and re-arms.

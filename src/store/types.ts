@@ -2,6 +2,16 @@
  * The store contract: task rows and each task's event log, behind operations named for what the
  * runtime does with them. Every write that belongs to a run is fenced by the run's lease epoch, so
  * a process that lost its lease cannot change the task.
+ *
+ * Clocks: `now` parameters are the caller's clock. A store with a clock of its own (PostgreSQL)
+ * ignores them for `run_at` and lease comparisons and uses the database's, so clock skew between
+ * processes can neither expire nor extend a lease. Delays (`RequeueRun.delayMs`, `nextRunDelay`)
+ * are therefore relative, never absolute times of one process.
+ *
+ * Errors: a store throws `StoreUnavailableError` for what may succeed if tried again (a dropped
+ * connection, a busy database); anything else is permanent. `appendEvents`, `finishRun` and
+ * `requeueRun` may be retried after such an error: a batch or outcome that was in fact committed
+ * is recognised, never written twice.
  */
 
 export type TaskStatus = 'pending' | 'running' | 'completed' | 'failed' | 'cancelled' | 'timed_out';
@@ -70,7 +80,8 @@ export interface NewTask {
   readonly input: unknown;
   readonly timeoutMs: number | null;
   readonly idempotencyKey: string | null;
-  readonly runAt: number;
+  /** Do not run before this time (ms since the epoch); null: runnable now, by the store's clock. */
+  readonly runAt: number | null;
   readonly now: number;
 }
 
@@ -117,7 +128,8 @@ export type FinishResult =
 export interface RequeueRun {
   readonly taskId: number;
   readonly epoch: number;
-  readonly runAt: number;
+  /** Runnable again this long after the store's now (a retry's backoff; 0 for an interruption). */
+  readonly delayMs: number;
   readonly event: StateEvent;
   readonly error?: TaskError | undefined;
   readonly now: number;
@@ -141,6 +153,11 @@ export interface LeaseRenewal {
   readonly lost: readonly number[];
   /** Runs with a cancel recorded in the store (a cancel from a process the bus did not reach). */
   readonly cancelRequested: ReadonlyArray<{ readonly taskId: number; readonly reason: string }>;
+  /**
+   * Renewed runs with signals stored and not yet taken, by name: the fallback for a signal whose
+   * bus message was lost (the owner wakes the run's `waitForSignal`, which takes it from the store).
+   */
+  readonly signals: ReadonlyArray<{ readonly taskId: number; readonly names: readonly string[] }>;
 }
 
 /** Runtime-written events a store needs for recovery; their payloads are defined once, in the task layer. */
@@ -167,7 +184,16 @@ export interface Store {
   /** Atomically moves up to `limit` runnable pending tasks of the given kinds (`app/type`) to running under a new lease. */
   claimTasks(options: { owner: string; kinds: readonly string[]; limit: number; leaseMs: number; now: number }): Promise<ClaimedRun[]>;
   renewLeases(owner: string, runs: ReadonlyArray<{ taskId: number; epoch: number }>, leaseMs: number, now: number): Promise<LeaseRenewal>;
-  /** Appends events in one transaction. Returns the task ids whose events were refused (lease lost). */
+  /**
+   * Gives back runs this process claimed but never started (claims that arrived after shutdown
+   * began): pending again, runnable now, their attempt count as before the claim. Fenced by epoch.
+   */
+  releaseRuns(runs: ReadonlyArray<{ taskId: number; epoch: number }>): Promise<void>;
+  /**
+   * Appends events in one transaction. Returns the task ids whose events were refused (lease
+   * lost). Appending a task's batch that is already stored under the same epoch (a retry after a
+   * commit whose reply was lost) succeeds without writing it again.
+   */
   appendEvents(events: readonly NewEvent[]): Promise<number[]>;
   finishRun(finish: FinishRun): Promise<FinishResult>;
   /** Puts a run back to pending (retry, interruption) with its event; refused like `finishRun`. */
@@ -184,8 +210,8 @@ export interface Store {
   recoverExpired(now: number, alive: readonly number[], events: RecoveryEvents): Promise<EventRecord[]>;
   /** Moves a pending task's next run to now. */
   makeRunnable(taskId: number, now: number): Promise<boolean>;
-  /** Earliest `run_at` of a pending task of these kinds that is still in the future. */
-  nextRunAt(kinds: readonly string[], now: number): Promise<number | null>;
+  /** Milliseconds from the store's now until the earliest future `run_at` of a pending task of these kinds; null if none. */
+  nextRunDelay(kinds: readonly string[], now: number): Promise<number | null>;
   /** Events after `afterSeq` in seq order, within `page`, with the log's position; undefined when the task does not exist. */
   readEvents(taskId: number, afterSeq: number, page: PageLimit): Promise<EventPage | undefined>;
   /**

@@ -15,14 +15,15 @@ void test('migrate applies the migrations once, then says there is nothing to ap
   const db = join(dir.path, 'm.db');
   const first = await runCli(['migrate', '--db', db]);
   assert.equal(first.code, 0, first.stderr);
-  assert.match(first.stdout, /applied migration 001_init\.sql/);
-  assert.match(first.stdout, /migrated to schema version 1 \(1 applied\)/);
+  assert.match(first.stdout, /applied migration 001_init\.sql\n.*applied migration 002_retention\.sql/);
+  assert.match(first.stdout, /migrated \(2 applied: 001_init\.sql, 002_retention\.sql\)/);
   const second = await runCli(['migrate', '--db', db]);
   assert.equal(second.code, 0, second.stderr);
-  assert.match(second.stdout, /up to date \(schema version 1\); nothing to apply/);
+  assert.match(second.stdout, /up to date; nothing to apply/);
+  assert.doesNotMatch(second.stdout, /applied migration/);
   const conn = new Database(db, { readonly: true });
   try {
-    assert.deepEqual(conn.prepare('SELECT version FROM schema_migrations').pluck().all(), [1]);
+    assert.deepEqual(conn.prepare('SELECT version FROM schema_migrations').pluck().all(), [1, 2]);
   } finally {
     conn.close();
   }

@@ -6,14 +6,15 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after } from 'node:test';
+import { after, describe } from 'node:test';
 import {
-  createTaskstream, sqliteStore, TERMINAL_STATUSES,
-  type Logger, type Taskstream, type TaskstreamOptions, type TaskEvent, type TaskRecord, type TaskRef, type TaskstreamEvents,
+  createTaskstream, TERMINAL_STATUSES,
+  type Logger, type Store, type Taskstream, type TaskstreamOptions, type TaskEvent, type TaskRecord, type TaskRef, type TaskstreamEvents,
 } from '../../src/index.js';
+import { type Backend, backendSpace, busFor, storeFor, testBackends } from '../support/backends.js';
 import { within } from '../support/within.js';
 
-export { within };
+export { within, storeFor, type Backend };
 
 export interface Deferred<T> {
   readonly promise: Promise<T>;
@@ -42,9 +43,46 @@ export function tempDb(label: string): { db(name?: string): string; dir: string 
   return { dir, db: (name = `t${++n}`) => path.join(dir, `${name}.db`) };
 }
 
-/** A runtime on its own store at `file`; fast sweeps unless told otherwise. */
-export async function open(file: string, options: Omit<TaskstreamOptions, 'store'>): Promise<Taskstream> {
-  return createTaskstream({ sweepIntervalMs: 60_000, ...options, store: sqliteStore(file) });
+/**
+ * A test file's databases on one backend: `db()` names a new, empty database (a handle for
+ * `open`), `store(handle)` opens another store on it (another "process"); `dir` is a temp dir.
+ */
+export interface BackendDb {
+  readonly backend: Backend;
+  readonly dir: string;
+  db(name?: string): string;
+  store(handle: string): Promise<Store>;
+}
+
+export function backendDb(backend: Backend, label: string): BackendDb {
+  const space = backendSpace(backend, label);
+  const { dir } = tempDb(`${label}-files`);
+  return { backend, dir, db: () => space.db(), store: (handle) => space.store(handle) };
+}
+
+/**
+ * Declares the suite once per enabled backend (test/support/backends.ts), each with fresh
+ * databases; a backend that cannot run here is skipped with the reason.
+ */
+export async function describeBackends(title: string, label: string, body: (tmp: BackendDb) => void): Promise<void> {
+  for (const backend of await testBackends()) {
+    void describe(`${title} [${backend.name}]`, { skip: backend.skip }, () => body(backendDb(backend, label)));
+  }
+}
+
+/**
+ * A runtime on a new store on the database `handle` names (from `BackendDb.db()`, or a plain
+ * SQLite file path); fast sweeps unless told otherwise.
+ */
+export async function open(handle: string, options: Omit<TaskstreamOptions, 'store'>): Promise<Taskstream> {
+  const store = await storeFor(handle);
+  const bus = options.bus ?? busFor(handle);
+  return createTaskstream({ sweepIntervalMs: 60_000, ...options, ...(bus ? { bus } : {}), store });
+}
+
+/** A runtime on a new, empty database of `tmp`'s backend. */
+export async function openBackend(tmp: BackendDb, options: Omit<TaskstreamOptions, 'store'>): Promise<Taskstream> {
+  return open(tmp.db(), options);
 }
 
 /** Waits until the task has a terminal status (by the runtime's `task:finished`), then returns it. */

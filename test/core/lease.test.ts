@@ -7,132 +7,133 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
-import { createTaskstream, defineTask, LeaseLostError, sqliteStore, type Store } from '../../src/index.js';
-import { assertLog, deferred, finished, open, tempDb, within } from './helpers.js';
+import { createTaskstream, defineTask, LeaseLostError, type Store } from '../../src/index.js';
+import { assertLog, deferred, finished, open, describeBackends, within } from './helpers.js';
 
-const tmp = tempDb('lease');
+await describeBackends('core', 'lease', (tmp) => {
 
-/** A store whose lease renewals can be switched off: the process looks frozen to the others. */
-function freezableStore(file: string): { store: Store; freeze(): void } {
-  const inner = sqliteStore(file);
-  let frozen = false;
-  const store = new Proxy(inner, {
-    get(target, key) {
-      if (key === 'renewLeases' && frozen) return async () => ({ lost: [], cancelRequested: [] });
-      const value: unknown = Reflect.get(target, key, target);
-      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
-    },
-  });
-  return { store, freeze: () => (frozen = true) };
-}
-
-void describe('leases', () => {
-  void test('a run that stalls its own event loop past its lease is not recovered (run twice) by its own runtime', async () => {
-    let runs = 0;
-    const Stall = defineTask({
-      app: 'core',
-      type: 'Stall',
-      input: z.object({}),
-      async run(ctx) {
-        runs += 1;
-        await ctx.send('start', {});
-        // A synchronous stretch longer than the lease: renewal and sweep timers both come due at once.
-        const until = Date.now() + 250;
-        while (Date.now() < until) { /* blocking work */ }
-        await ctx.send('after', {});
-        return 'done';
+  /** A store whose lease renewals can be switched off: the process looks frozen to the others. */
+  async function freezableStore(file: string): Promise<{ store: Store; freeze(): void }> {
+    const inner = await tmp.store(file);
+    let frozen = false;
+    const store = new Proxy(inner, {
+      get(target, key) {
+        if (key === 'renewLeases' && frozen) return async () => ({ lost: [], cancelRequested: [] });
+        const value: unknown = Reflect.get(target, key, target);
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
       },
     });
-    await using rt = await open(tmp.db(), { tasks: [Stall], leaseMs: 60, sweepIntervalMs: 5 });
-    const task = await rt.create(Stall, {});
-    const done = await finished(rt, task.id);
-    assert.equal(done.status, 'completed');
-    assert.equal(done.attempt, 1);
-    assert.equal(runs, 1);
-    const log = await assertLog(rt, done, 'complete');
-    assert.deepEqual(log.map((e) => e.type), ['start', 'after', 'complete']);
-  });
+    return { store, freeze: () => (frozen = true) };
+  }
 
-  void test('a run longer than its lease keeps it by renewal; a second runtime never takes it over', async () => {
-    const file = tmp.db();
-    const runs = new Map<number, number>();
-    const Long = defineTask({
-      app: 'core',
-      type: 'Long',
-      input: z.object({}),
-      async run(ctx) {
-        runs.set(ctx.task.id, (runs.get(ctx.task.id) ?? 0) + 1);
-        for (let i = 0; i < 10; i++) {
-          await sleep(20, undefined, { signal: ctx.signal });
-          await ctx.progress({ i });
-        }
-      },
-    });
-    await using a = await open(file, { tasks: [Long], leaseMs: 60, sweepIntervalMs: 15 });
-    await using b = await open(file, { tasks: [Long], leaseMs: 60, sweepIntervalMs: 15 });
-    const ended = new Set<number>();
-    const bothEnded = deferred();
-    for (const rt of [a, b]) {
-      rt.on('task:finished', (e) => {
-        ended.add(e.id);
-        if (ended.size === 2) bothEnded.resolve();
+  void describe('leases', () => {
+    void test('a run that stalls its own event loop past its lease is not recovered (run twice) by its own runtime', async () => {
+      let runs = 0;
+      const Stall = defineTask({
+        app: 'core',
+        type: 'Stall',
+        input: z.object({}),
+        async run(ctx) {
+          runs += 1;
+          await ctx.send('start', {});
+          // A synchronous stretch longer than the lease: renewal and sweep timers both come due at once.
+          const until = Date.now() + 250;
+          while (Date.now() < until) { /* blocking work */ }
+          await ctx.send('after', {});
+          return 'done';
+        },
       });
-    }
-    const ids = [(await a.create(Long, {})).id, (await a.create(Long, {})).id];
-    await within(5000, bothEnded.promise, 'both tasks to finish');
-    for (const id of ids) {
-      const done = await finished(a, id);
+      await using rt = await open(tmp.db(), { tasks: [Stall], leaseMs: 60, sweepIntervalMs: 5 });
+      const task = await rt.create(Stall, {});
+      const done = await finished(rt, task.id);
       assert.equal(done.status, 'completed');
-      assert.equal(done.attempt, 1, 'never interrupted');
-      assert.equal(runs.get(id), 1);
-      const events = await assertLog(a, done, 'complete');
-      assert.ok(!events.some((e) => e.type === 'interrupted'), 'no takeover');
-    }
-  });
-
-  void test('a run whose owner stops renewing is taken over after the lease; the old owner is fenced', async () => {
-    const file = tmp.db();
-    const aStarted = deferred<number>();
-    const aRefused = deferred<unknown>();
-    const Ticker = defineTask({
-      app: 'core',
-      type: 'Ticker',
-      input: z.object({}),
-      async run(ctx) {
-        await ctx.send('begin', { attempt: ctx.task.attempt });
-        if (ctx.task.attempt > 1) return 'taken over';
-        aStarted.resolve(ctx.task.id);
-        for (let i = 0; ; i++) {
-          try {
-            await ctx.send('tick', { i });
-          } catch (err) {
-            aRefused.resolve(err);
-            throw err;
-          }
-          await sleep(5); // deliberately ignores its signal: only the fence stops its writes
-        }
-      },
+      assert.equal(done.attempt, 1);
+      assert.equal(runs, 1);
+      const log = await assertLog(rt, done, 'complete');
+      assert.deepEqual(log.map((e) => e.type), ['start', 'after', 'complete']);
     });
-    const frozen = freezableStore(file);
-    const a = await createTaskstream({ store: frozen.store, tasks: [Ticker], leaseMs: 80, sweepIntervalMs: 60_000, owner: 'A' });
-    try {
-      const id = (await a.create(Ticker, {})).id;
-      await within(2000, aStarted.promise, 'the first run to start');
-      frozen.freeze();
-      await using b = await open(file, { tasks: [Ticker], leaseMs: 80, sweepIntervalMs: 20, owner: 'B' });
-      const done = await finished(b, id, 5000);
-      assert.equal(done.status, 'completed');
-      assert.equal(done.attempt, 2);
-      assert.equal(done.finalValue, 'taken over');
-      assert.ok(await within(2000, aRefused.promise, 'the old owner to be refused') instanceof LeaseLostError, 'a LeaseLostError');
-      const events = await assertLog(b, done, 'complete');
-      const cut = events.findIndex((e) => e.type === 'interrupted');
-      assert.ok(cut > 0, 'an interrupted event marks the takeover');
-      assert.deepEqual(events[cut]?.data, { reason: 'lease_expired' });
-      assert.deepEqual(events.slice(cut + 1).map((e) => e.type), ['begin', 'complete'], 'nothing of the old run after the takeover');
-      assert.deepEqual(events[cut + 1]?.data, { attempt: 2 });
-    } finally {
-      await a.close({ timeoutMs: 500 });
-    }
+
+    void test('a run longer than its lease keeps it by renewal; a second runtime never takes it over', async () => {
+      const file = tmp.db();
+      const runs = new Map<number, number>();
+      const Long = defineTask({
+        app: 'core',
+        type: 'Long',
+        input: z.object({}),
+        async run(ctx) {
+          runs.set(ctx.task.id, (runs.get(ctx.task.id) ?? 0) + 1);
+          for (let i = 0; i < 10; i++) {
+            await sleep(20, undefined, { signal: ctx.signal });
+            await ctx.progress({ i });
+          }
+        },
+      });
+      await using a = await open(file, { tasks: [Long], leaseMs: 60, sweepIntervalMs: 15 });
+      await using b = await open(file, { tasks: [Long], leaseMs: 60, sweepIntervalMs: 15 });
+      const ended = new Set<number>();
+      const bothEnded = deferred();
+      for (const rt of [a, b]) {
+        rt.on('task:finished', (e) => {
+          ended.add(e.id);
+          if (ended.size === 2) bothEnded.resolve();
+        });
+      }
+      const ids = [(await a.create(Long, {})).id, (await a.create(Long, {})).id];
+      await within(5000, bothEnded.promise, 'both tasks to finish');
+      for (const id of ids) {
+        const done = await finished(a, id);
+        assert.equal(done.status, 'completed');
+        assert.equal(done.attempt, 1, 'never interrupted');
+        assert.equal(runs.get(id), 1);
+        const events = await assertLog(a, done, 'complete');
+        assert.ok(!events.some((e) => e.type === 'interrupted'), 'no takeover');
+      }
+    });
+
+    void test('a run whose owner stops renewing is taken over after the lease; the old owner is fenced', async () => {
+      const file = tmp.db();
+      const aStarted = deferred<number>();
+      const aRefused = deferred<unknown>();
+      const Ticker = defineTask({
+        app: 'core',
+        type: 'Ticker',
+        input: z.object({}),
+        async run(ctx) {
+          await ctx.send('begin', { attempt: ctx.task.attempt });
+          if (ctx.task.attempt > 1) return 'taken over';
+          aStarted.resolve(ctx.task.id);
+          for (let i = 0; ; i++) {
+            try {
+              await ctx.send('tick', { i });
+            } catch (err) {
+              aRefused.resolve(err);
+              throw err;
+            }
+            await sleep(5); // deliberately ignores its signal: only the fence stops its writes
+          }
+        },
+      });
+      const frozen = await freezableStore(file);
+      const a = await createTaskstream({ store: frozen.store, tasks: [Ticker], leaseMs: 80, sweepIntervalMs: 60_000, owner: 'A' });
+      try {
+        const id = (await a.create(Ticker, {})).id;
+        await within(2000, aStarted.promise, 'the first run to start');
+        frozen.freeze();
+        await using b = await open(file, { tasks: [Ticker], leaseMs: 80, sweepIntervalMs: 20, owner: 'B' });
+        const done = await finished(b, id, 5000);
+        assert.equal(done.status, 'completed');
+        assert.equal(done.attempt, 2);
+        assert.equal(done.finalValue, 'taken over');
+        assert.ok(await within(2000, aRefused.promise, 'the old owner to be refused') instanceof LeaseLostError, 'a LeaseLostError');
+        const events = await assertLog(b, done, 'complete');
+        const cut = events.findIndex((e) => e.type === 'interrupted');
+        assert.ok(cut > 0, 'an interrupted event marks the takeover');
+        assert.deepEqual(events[cut]?.data, { reason: 'lease_expired' });
+        assert.deepEqual(events.slice(cut + 1).map((e) => e.type), ['begin', 'complete'], 'nothing of the old run after the takeover');
+        assert.deepEqual(events[cut + 1]?.data, { attempt: 2 });
+      } finally {
+        await a.close({ timeoutMs: 500 });
+      }
+    });
   });
 });

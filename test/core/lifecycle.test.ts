@@ -8,252 +8,253 @@ import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { defineTask, localBus, TaskNotFoundError, TaskStateError, type TaskStatus } from '../../src/index.js';
-import { assertLog, deferred, finished, nextEvent, open, tempDb, within } from './helpers.js';
+import { assertLog, deferred, finished, nextEvent, open, describeBackends, within } from './helpers.js';
 
-const tmp = tempDb('lifecycle');
+await describeBackends('core', 'lifecycle', (tmp) => {
 
-class ParseFailure extends Error {
-  override name = 'ParseFailure';
-}
+  class ParseFailure extends Error {
+    override name = 'ParseFailure';
+  }
 
-const Double = defineTask({
-  app: 'core',
-  type: 'Double',
-  input: z.object({ n: z.number() }),
-  async run(ctx, { n }) {
-    await ctx.send('start', { n });
-    await ctx.progress({ step: 1 });
-    return { doubled: n * 2 };
-  },
-});
-
-const Fails = defineTask({
-  app: 'core',
-  type: 'Fails',
-  input: z.object({ why: z.string() }),
-  async run(ctx, { why }) {
-    await ctx.send('start', {});
-    throw new ParseFailure(`cannot parse: ${why}`);
-  },
-});
-
-void describe('lifecycle', () => {
-  void test('a created task runs; status, final value and timestamps persist', async () => {
-    const file = tmp.db();
-    let id: number;
-    {
-      await using rt = await open(file, { tasks: [Double] });
-      let finishes = 0;
-      rt.on('task:finished', () => finishes++);
-      const created = await rt.create(Double, { n: 21 });
-      assert.equal(created.app, 'core');
-      assert.equal(created.type, 'Double');
-      assert.deepEqual(created.input, { n: 21 });
-      id = created.id;
-      const task = await finished(rt, id);
-      assert.equal(task.status, 'completed');
-      assert.deepEqual(task.finalValue, { doubled: 42 });
-      assert.equal(task.error, null);
-      assert.equal(task.attempt, 1);
-      assert.ok(task.startedAt && task.finishedAt && task.completedAt, 'timestamps are set');
-      assert.ok(task.createdAt.getTime() <= task.startedAt.getTime(), 'created before started');
-      assert.ok(task.startedAt.getTime() <= task.finishedAt.getTime(), 'started before finished');
-      assert.equal(task.completedAt.getTime(), task.finishedAt.getTime());
-      const events = await assertLog(rt, task, 'complete');
-      assert.deepEqual(events.map((e) => e.type), ['start', 'progress', 'complete']);
-      assert.deepEqual(events[2]?.data, { final_value: { doubled: 42 } });
-      assert.equal(finishes, 1, 'task:finished is emitted once');
-      assert.equal(await rt.isRunning(id), false);
-    }
-    // Persisted: a new runtime on the same file reads the same row.
-    await using again = await open(file, { tasks: [Double] });
-    const task = await again.get(id);
-    assert.equal(task?.status, 'completed');
-    assert.deepEqual(task?.finalValue, { doubled: 42 });
-    assert.ok(task?.completedAt instanceof Date, 'completedAt persists');
-    assert.equal((await again.events(id)).length, 3);
+  const Double = defineTask({
+    app: 'core',
+    type: 'Double',
+    input: z.object({ n: z.number() }),
+    async run(ctx, { n }) {
+      await ctx.send('start', { n });
+      await ctx.progress({ step: 1 });
+      return { doubled: n * 2 };
+    },
   });
 
-  void test('an error persists with message, type and stack; one error event, last', async () => {
-    const file = tmp.db();
-    let id: number;
-    {
-      await using rt = await open(file, { tasks: [Fails] });
-      id = (await rt.create(Fails, { why: 'bad header' })).id;
-      const task = await finished(rt, id);
-      assert.equal(task.status, 'failed');
-      assert.equal(task.completedAt, null);
-      assert.ok(task.finishedAt instanceof Date, 'finishedAt is set');
-      assert.equal(task.finalValue, null);
-      assert.equal(task.error?.message, 'cannot parse: bad header');
-      assert.equal(task.error?.type, 'ParseFailure');
-      assert.match(task.error?.stack ?? '', /ParseFailure: cannot parse: bad header/);
-      assert.match(task.error?.stack ?? '', /lifecycle\.test\.ts/);
-      const events = await assertLog(rt, task, 'error');
-      assert.deepEqual(events.at(-1)?.data, { message: 'cannot parse: bad header', error_type: 'ParseFailure' });
-    }
-    await using again = await open(file, { tasks: [Fails] });
-    const task = await again.get(id);
-    assert.equal(task?.status, 'failed');
-    assert.equal(task?.error?.type, 'ParseFailure');
-    assert.ok(task?.error?.stack, 'the stack persists');
+  const Fails = defineTask({
+    app: 'core',
+    type: 'Fails',
+    input: z.object({ why: z.string() }),
+    async run(ctx, { why }) {
+      await ctx.send('start', {});
+      throw new ParseFailure(`cannot parse: ${why}`);
+    },
   });
 
-  void test('a concurrency limit queues the rest: 5 tasks, never more than 2 at once, all complete', async () => {
-    let running = 0;
-    let maxRunning = 0;
-    let released = false;
-    const gates: Array<() => void> = [];
-    const Slot = defineTask({
-      app: 'core',
-      type: 'Slot',
-      input: z.object({}),
-      async run() {
-        running++;
-        maxRunning = Math.max(maxRunning, running);
-        try {
-          if (!released) await new Promise<void>((resolve) => gates.push(resolve));
-          await sleep(3);
-        } finally {
-          running--;
-        }
-      },
+  void describe('lifecycle', () => {
+    void test('a created task runs; status, final value and timestamps persist', async () => {
+      const file = tmp.db();
+      let id: number;
+      {
+        await using rt = await open(file, { tasks: [Double] });
+        let finishes = 0;
+        rt.on('task:finished', () => finishes++);
+        const created = await rt.create(Double, { n: 21 });
+        assert.equal(created.app, 'core');
+        assert.equal(created.type, 'Double');
+        assert.deepEqual(created.input, { n: 21 });
+        id = created.id;
+        const task = await finished(rt, id);
+        assert.equal(task.status, 'completed');
+        assert.deepEqual(task.finalValue, { doubled: 42 });
+        assert.equal(task.error, null);
+        assert.equal(task.attempt, 1);
+        assert.ok(task.startedAt && task.finishedAt && task.completedAt, 'timestamps are set');
+        assert.ok(task.createdAt.getTime() <= task.startedAt.getTime(), 'created before started');
+        assert.ok(task.startedAt.getTime() <= task.finishedAt.getTime(), 'started before finished');
+        assert.equal(task.completedAt.getTime(), task.finishedAt.getTime());
+        const events = await assertLog(rt, task, 'complete');
+        assert.deepEqual(events.map((e) => e.type), ['start', 'progress', 'complete']);
+        assert.deepEqual(events[2]?.data, { final_value: { doubled: 42 } });
+        assert.equal(finishes, 1, 'task:finished is emitted once');
+        assert.equal(await rt.isRunning(id), false);
+      }
+      // Persisted: a new runtime on the same file reads the same row.
+      await using again = await open(file, { tasks: [Double] });
+      const task = await again.get(id);
+      assert.equal(task?.status, 'completed');
+      assert.deepEqual(task?.finalValue, { doubled: 42 });
+      assert.ok(task?.completedAt instanceof Date, 'completedAt persists');
+      assert.equal((await again.events(id)).length, 3);
     });
-    await using rt = await open(tmp.db(), { tasks: [Slot], concurrency: 2 });
-    let started = 0;
-    const twoStarted = deferred();
-    rt.on('task:started', () => {
-      if (++started === 2) twoStarted.resolve();
+
+    void test('an error persists with message, type and stack; one error event, last', async () => {
+      const file = tmp.db();
+      let id: number;
+      {
+        await using rt = await open(file, { tasks: [Fails] });
+        id = (await rt.create(Fails, { why: 'bad header' })).id;
+        const task = await finished(rt, id);
+        assert.equal(task.status, 'failed');
+        assert.equal(task.completedAt, null);
+        assert.ok(task.finishedAt instanceof Date, 'finishedAt is set');
+        assert.equal(task.finalValue, null);
+        assert.equal(task.error?.message, 'cannot parse: bad header');
+        assert.equal(task.error?.type, 'ParseFailure');
+        assert.match(task.error?.stack ?? '', /ParseFailure: cannot parse: bad header/);
+        assert.match(task.error?.stack ?? '', /lifecycle\.test\.ts/);
+        const events = await assertLog(rt, task, 'error');
+        assert.deepEqual(events.at(-1)?.data, { message: 'cannot parse: bad header', error_type: 'ParseFailure' });
+      }
+      await using again = await open(file, { tasks: [Fails] });
+      const task = await again.get(id);
+      assert.equal(task?.status, 'failed');
+      assert.equal(task?.error?.type, 'ParseFailure');
+      assert.ok(task?.error?.stack, 'the stack persists');
     });
-    const ids: number[] = [];
-    for (let i = 0; i < 5; i++) ids.push((await rt.create(Slot, {})).id);
-    await within(2000, twoStarted.promise, 'two tasks to start');
-    const statuses = await Promise.all(ids.map(async (id) => (await rt.get(id))?.status));
-    assert.equal(statuses.filter((s) => s === 'running').length, 2);
-    assert.equal(statuses.filter((s) => s === 'pending').length, 3);
-    assert.equal(rt.stats.running, 2);
-    released = true;
-    for (const release of gates) release();
-    for (const id of ids) assert.equal((await finished(rt, id)).status, 'completed');
-    assert.equal(maxRunning, 2);
-    assert.equal(started, 5);
-  });
 
-  void test('exactly one terminal event and one task:finished per task, over many tasks', async () => {
-    await using rt = await open(tmp.db(), { tasks: [Double, Fails], concurrency: 8 });
-    const finishes = new Map<number, TaskStatus[]>();
-    rt.on('task:finished', (e) => finishes.set(e.id, [...(finishes.get(e.id) ?? []), e.status]));
-    const ids: Array<[number, 'complete' | 'error']> = [];
-    for (let i = 0; i < 20; i++) {
-      ids.push(i % 2 === 0 ? [(await rt.create(Double, { n: i })).id, 'complete'] : [(await rt.create(Fails, { why: String(i) })).id, 'error']);
-    }
-    for (const [id, terminal] of ids) {
-      const task = await finished(rt, id);
-      await assertLog(rt, task, terminal);
-    }
-    for (const [id, terminal] of ids) {
-      assert.deepEqual(finishes.get(id), [terminal === 'complete' ? 'completed' : 'failed']);
-    }
-  });
-
-  void test('start(): a finished task is refused with TaskStateError; a delayed one runs now', async () => {
-    await using rt = await open(tmp.db(), { tasks: [Double] });
-    const done = await rt.create(Double, { n: 1 });
-    await finished(rt, done.id);
-    await assert.rejects(rt.start(done.id), (err: unknown) => {
-      assert.ok(err instanceof TaskStateError, 'a TaskStateError');
-      assert.equal(err.code, 'invalid_state');
-      assert.equal(err.status, 'completed');
-      return true;
-    });
-    assert.equal((await rt.get(done.id))?.attempt, 1, 'never run again');
-    assert.equal((await rt.events(done.id)).length, 3);
-    await assert.rejects(rt.start(99_999), TaskNotFoundError);
-
-    const later = await rt.create(Double, { n: 2 }, { runAt: new Date(Date.now() + 3_600_000) });
-    assert.equal((await rt.get(later.id))?.status, 'pending');
-    const starting = nextEvent(rt, 'task:started', (e) => e.id === later.id, 2000, 'the delayed task to start');
-    assert.equal(await rt.start(later.id), true);
-    await starting;
-    assert.equal((await finished(rt, later.id)).status, 'completed');
-  });
-
-  void test('a runAt beyond a timer\'s range (30 days) neither spins the scheduler nor warns; such timeouts are refused', async () => {
-    const warnings: Error[] = [];
-    const onWarning = (w: Error): void => {
-      warnings.push(w);
-    };
-    process.on('warning', onWarning);
-    try {
-      const Later = defineTask({ app: 'core', type: 'Later', input: z.object({}), run: () => 'ran' });
-      const Busy = defineTask({
+    void test('a concurrency limit queues the rest: 5 tasks, never more than 2 at once, all complete', async () => {
+      let running = 0;
+      let maxRunning = 0;
+      let released = false;
+      const gates: Array<() => void> = [];
+      const Slot = defineTask({
         app: 'core',
-        type: 'Busy',
+        type: 'Slot',
         input: z.object({}),
-        async run(ctx) {
-          for (let i = 0; i < 5; i++) await sleep(10, undefined, { signal: ctx.signal });
+        async run() {
+          running++;
+          maxRunning = Math.max(maxRunning, running);
+          try {
+            if (!released) await new Promise<void>((resolve) => gates.push(resolve));
+            await sleep(3);
+          } finally {
+            running--;
+          }
         },
       });
-      await using rt = await open(tmp.db(), { tasks: [Later, Busy] });
-      let lookups = 0;
-      const nextRunAt = rt.store.nextRunAt.bind(rt.store);
-      (rt.store as { nextRunAt: typeof nextRunAt }).nextRunAt = (kinds, now) => {
-        lookups++;
-        return nextRunAt(kinds, now);
-      };
-      const later = await rt.create(Later, {}, { runAt: new Date(Date.now() + 30 * 86_400_000) });
-      // ~50 ms of other work goes by; a spinning wake timer would look the next run up every ms.
-      await finished(rt, (await rt.create(Busy, {})).id);
-      assert.ok(lookups < 10, `the scheduler looked for due work ${lookups} times: it spins`);
-      assert.equal((await rt.get(later.id))?.status, 'pending');
-      assert.deepEqual(warnings.map((w) => w.name), []);
-      await assert.rejects(rt.create(Later, {}, { timeoutMs: 2 ** 31 }), /at most 2147483647 ms/);
-      assert.throws(() => defineTask({ ...Later, timeoutMs: 40 * 86_400_000 }), TypeError);
-    } finally {
-      process.off('warning', onWarning);
-    }
-  });
-
-  void test('two runtimes on one SQLite file never run a task twice', async () => {
-    const file = tmp.db();
-    const runs = new Map<number, number>();
-    const ranOn = new Map<string, number>();
-    const Once = defineTask({
-      app: 'core',
-      type: 'Once',
-      input: z.object({}),
-      async run(ctx) {
-        runs.set(ctx.task.id, (runs.get(ctx.task.id) ?? 0) + 1);
-        await ctx.send('ran', {});
-        await sleep(2);
-        return ctx.task.id;
-      },
-    });
-    // One bus between them: every create wakes both schedulers, so they race for each claim.
-    const bus = localBus();
-    await using a = await open(file, { tasks: [Once], concurrency: 4, bus, owner: 'a', sweepIntervalMs: 50 });
-    await using b = await open(file, { tasks: [Once], concurrency: 4, bus, owner: 'b', sweepIntervalMs: 50 });
-    const done = new Set<number>();
-    const all = deferred();
-    const total = 30;
-    for (const [name, rt] of [['a', a], ['b', b]] as const) {
-      rt.on('task:finished', (e) => {
-        ranOn.set(name, (ranOn.get(name) ?? 0) + 1);
-        done.add(e.id);
-        if (done.size === total) all.resolve();
+      await using rt = await open(tmp.db(), { tasks: [Slot], concurrency: 2 });
+      let started = 0;
+      const twoStarted = deferred();
+      rt.on('task:started', () => {
+        if (++started === 2) twoStarted.resolve();
       });
-    }
-    const ids: number[] = [];
-    for (let i = 0; i < total; i++) ids.push((await (i % 2 === 0 ? a : b).create(Once, {})).id);
-    await within(10_000, all.promise, `all ${total} tasks to finish`);
-    for (const id of ids) {
-      assert.equal(runs.get(id), 1, `task ${id} must run exactly once`);
-      const task = await a.get(id);
-      assert.equal(task?.status, 'completed');
-      assert.equal(task?.attempt, 1);
-      assert.deepEqual((await a.events(id)).map((e) => e.type), ['ran', 'complete']);
-    }
-    assert.equal((ranOn.get('a') ?? 0) + (ranOn.get('b') ?? 0), total);
-    assert.ok((ranOn.get('a') ?? 0) > 0 && (ranOn.get('b') ?? 0) > 0, `both runtimes should have run tasks: ${JSON.stringify([...ranOn])}`);
+      const ids: number[] = [];
+      for (let i = 0; i < 5; i++) ids.push((await rt.create(Slot, {})).id);
+      await within(2000, twoStarted.promise, 'two tasks to start');
+      const statuses = await Promise.all(ids.map(async (id) => (await rt.get(id))?.status));
+      assert.equal(statuses.filter((s) => s === 'running').length, 2);
+      assert.equal(statuses.filter((s) => s === 'pending').length, 3);
+      assert.equal(rt.stats.running, 2);
+      released = true;
+      for (const release of gates) release();
+      for (const id of ids) assert.equal((await finished(rt, id)).status, 'completed');
+      assert.equal(maxRunning, 2);
+      assert.equal(started, 5);
+    });
+
+    void test('exactly one terminal event and one task:finished per task, over many tasks', async () => {
+      await using rt = await open(tmp.db(), { tasks: [Double, Fails], concurrency: 8 });
+      const finishes = new Map<number, TaskStatus[]>();
+      rt.on('task:finished', (e) => finishes.set(e.id, [...(finishes.get(e.id) ?? []), e.status]));
+      const ids: Array<[number, 'complete' | 'error']> = [];
+      for (let i = 0; i < 20; i++) {
+        ids.push(i % 2 === 0 ? [(await rt.create(Double, { n: i })).id, 'complete'] : [(await rt.create(Fails, { why: String(i) })).id, 'error']);
+      }
+      for (const [id, terminal] of ids) {
+        const task = await finished(rt, id);
+        await assertLog(rt, task, terminal);
+      }
+      for (const [id, terminal] of ids) {
+        assert.deepEqual(finishes.get(id), [terminal === 'complete' ? 'completed' : 'failed']);
+      }
+    });
+
+    void test('start(): a finished task is refused with TaskStateError; a delayed one runs now', async () => {
+      await using rt = await open(tmp.db(), { tasks: [Double] });
+      const done = await rt.create(Double, { n: 1 });
+      await finished(rt, done.id);
+      await assert.rejects(rt.start(done.id), (err: unknown) => {
+        assert.ok(err instanceof TaskStateError, 'a TaskStateError');
+        assert.equal(err.code, 'invalid_state');
+        assert.equal(err.status, 'completed');
+        return true;
+      });
+      assert.equal((await rt.get(done.id))?.attempt, 1, 'never run again');
+      assert.equal((await rt.events(done.id)).length, 3);
+      await assert.rejects(rt.start(99_999), TaskNotFoundError);
+
+      const later = await rt.create(Double, { n: 2 }, { runAt: new Date(Date.now() + 3_600_000) });
+      assert.equal((await rt.get(later.id))?.status, 'pending');
+      const starting = nextEvent(rt, 'task:started', (e) => e.id === later.id, 2000, 'the delayed task to start');
+      assert.equal(await rt.start(later.id), true);
+      await starting;
+      assert.equal((await finished(rt, later.id)).status, 'completed');
+    });
+
+    void test('a runAt beyond a timer\'s range (30 days) neither spins the scheduler nor warns; such timeouts are refused', async () => {
+      const warnings: Error[] = [];
+      const onWarning = (w: Error): void => {
+        warnings.push(w);
+      };
+      process.on('warning', onWarning);
+      try {
+        const Later = defineTask({ app: 'core', type: 'Later', input: z.object({}), run: () => 'ran' });
+        const Busy = defineTask({
+          app: 'core',
+          type: 'Busy',
+          input: z.object({}),
+          async run(ctx) {
+            for (let i = 0; i < 5; i++) await sleep(10, undefined, { signal: ctx.signal });
+          },
+        });
+        await using rt = await open(tmp.db(), { tasks: [Later, Busy] });
+        let lookups = 0;
+        const nextRunDelay = rt.store.nextRunDelay.bind(rt.store);
+        (rt.store as { nextRunDelay: typeof nextRunDelay }).nextRunDelay = (kinds, now) => {
+          lookups++;
+          return nextRunDelay(kinds, now);
+        };
+        const later = await rt.create(Later, {}, { runAt: new Date(Date.now() + 30 * 86_400_000) });
+        // ~50 ms of other work goes by; a spinning wake timer would look the next run up every ms.
+        await finished(rt, (await rt.create(Busy, {})).id);
+        assert.ok(lookups < 10, `the scheduler looked for due work ${lookups} times: it spins`);
+        assert.equal((await rt.get(later.id))?.status, 'pending');
+        assert.deepEqual(warnings.map((w) => w.name), []);
+        await assert.rejects(rt.create(Later, {}, { timeoutMs: 2 ** 31 }), /at most 2147483647 ms/);
+        assert.throws(() => defineTask({ ...Later, timeoutMs: 40 * 86_400_000 }), TypeError);
+      } finally {
+        process.off('warning', onWarning);
+      }
+    });
+
+    void test('two runtimes on one database never run a task twice', async () => {
+      const file = tmp.db();
+      const runs = new Map<number, number>();
+      const ranOn = new Map<string, number>();
+      const Once = defineTask({
+        app: 'core',
+        type: 'Once',
+        input: z.object({}),
+        async run(ctx) {
+          runs.set(ctx.task.id, (runs.get(ctx.task.id) ?? 0) + 1);
+          await ctx.send('ran', {});
+          await sleep(2);
+          return ctx.task.id;
+        },
+      });
+      // One bus between them: every create wakes both schedulers, so they race for each claim.
+      const bus = localBus();
+      await using a = await open(file, { tasks: [Once], concurrency: 4, bus, owner: 'a', sweepIntervalMs: 50 });
+      await using b = await open(file, { tasks: [Once], concurrency: 4, bus, owner: 'b', sweepIntervalMs: 50 });
+      const done = new Set<number>();
+      const all = deferred();
+      const total = 30;
+      for (const [name, rt] of [['a', a], ['b', b]] as const) {
+        rt.on('task:finished', (e) => {
+          ranOn.set(name, (ranOn.get(name) ?? 0) + 1);
+          done.add(e.id);
+          if (done.size === total) all.resolve();
+        });
+      }
+      const ids: number[] = [];
+      for (let i = 0; i < total; i++) ids.push((await (i % 2 === 0 ? a : b).create(Once, {})).id);
+      await within(10_000, all.promise, `all ${total} tasks to finish`);
+      for (const id of ids) {
+        assert.equal(runs.get(id), 1, `task ${id} must run exactly once`);
+        const task = await a.get(id);
+        assert.equal(task?.status, 'completed');
+        assert.equal(task?.attempt, 1);
+        assert.deepEqual((await a.events(id)).map((e) => e.type), ['ran', 'complete']);
+      }
+      assert.equal((ranOn.get('a') ?? 0) + (ranOn.get('b') ?? 0), total);
+      assert.ok((ranOn.get('a') ?? 0) > 0 && (ranOn.get('b') ?? 0) > 0, `both runtimes should have run tasks: ${JSON.stringify([...ranOn])}`);
+    });
   });
 });

@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { StoreUnavailableError } from '../../errors.js';
 import type {
   CancelResult, ClaimedRun, EventPage, EventRecord, FinishResult, FinishRun, LeaseRenewal, ListFilter, MigrationReport,
   NewEvent, NewTask, PageLimit, RecoveryEvents, RequeueRun, StateEvent, Store, TaskError, TaskRecord, TaskStatus,
@@ -84,7 +85,7 @@ export class SqliteStore implements Store {
         const existing = q.byIdempotencyKey.get(t.app, t.type, t.idempotencyKey) as TaskRow | undefined;
         if (existing) return { task: toTask(existing), created: false };
       }
-      const row = q.insertTask.get(t.app, t.type, JSON.stringify(t.input ?? null), t.timeoutMs, t.runAt, t.now, t.idempotencyKey) as TaskRow;
+      const row = q.insertTask.get(t.app, t.type, JSON.stringify(t.input ?? null), t.timeoutMs, t.runAt ?? t.now, t.now, t.idempotencyKey) as TaskRow;
       return { task: toTask(row), created: true };
     }).immediate();
   }
@@ -126,18 +127,31 @@ export class SqliteStore implements Store {
     return this.#db.transaction(() => {
       const lost: number[] = [];
       const cancelRequested: Array<{ taskId: number; reason: string }> = [];
+      const signals: Array<{ taskId: number; names: string[] }> = [];
       for (const { taskId, epoch } of runs) {
         const row = q.renew.get(now + leaseMs, taskId, epoch, owner) as { cancel_requested: string | null } | undefined;
-        if (row === undefined) lost.push(taskId);
-        else if (row.cancel_requested !== null) cancelRequested.push({ taskId, reason: row.cancel_requested });
+        if (row === undefined) {
+          lost.push(taskId);
+          continue;
+        }
+        if (row.cancel_requested !== null) cancelRequested.push({ taskId, reason: row.cancel_requested });
+        const names = q.signalNames.pluck().all(taskId) as string[];
+        if (names.length > 0) signals.push({ taskId, names });
       }
-      return { lost, cancelRequested };
+      return { lost, cancelRequested, signals };
+    }).immediate();
+  }
+
+  async releaseRuns(runs: ReadonlyArray<{ taskId: number; epoch: number }>): Promise<void> {
+    const q = this.#q;
+    this.#db.transaction(() => {
+      for (const { taskId, epoch } of runs) q.release.run(Date.now(), taskId, epoch);
     }).immediate();
   }
 
   async appendEvents(events: readonly NewEvent[]): Promise<number[]> {
     const q = this.#q;
-    return this.#db.transaction(() => {
+    return busy(() => this.#db.transaction(() => {
       // Group each task's events (they must follow on from one another), then one fenced UPDATE
       // per task checks its lease epoch and seq and moves last_seq; only a refusal reads the row.
       const runs = new Map<number, { epoch: number; first: number; last: number; broken: string | null; refused: boolean }>();
@@ -157,7 +171,17 @@ export class SqliteStore implements Store {
           continue;
         }
         const row = q.fence.get(taskId) as { status: string; lease_epoch: number; last_seq: number } | undefined;
-        if (row === undefined || row.status !== 'running' || row.lease_epoch !== run.epoch) {
+        if (row === undefined || row.lease_epoch !== run.epoch) {
+          run.refused = true;
+          refused.push(taskId);
+          continue;
+        }
+        // Same epoch and already at or past this batch: a retry of a batch that was stored.
+        if (row.last_seq >= run.last) {
+          run.refused = true;
+          continue;
+        }
+        if (row.status !== 'running') {
           run.refused = true;
           refused.push(taskId);
           continue;
@@ -165,11 +189,11 @@ export class SqliteStore implements Store {
         throw new Error(`task ${taskId}: event seq ${run.first} does not follow ${row.last_seq}`);
       }
       for (const e of events) {
-        if (refused.length > 0 && runs.get(e.taskId)!.refused) continue;
+        if (runs.get(e.taskId)!.refused) continue;
         q.insertEvent.run(e.taskId, e.seq, e.type, e.json, e.at);
       }
       return refused;
-    }).immediate();
+    }).immediate());
   }
 
   async finishRun(f: FinishRun): Promise<FinishResult> {
@@ -195,7 +219,7 @@ export class SqliteStore implements Store {
       if (!row || row.status !== 'running' || row.lease_epoch !== r.epoch) return { ok: false, reason: 'fenced' };
       if (row.cancel_requested !== null) return { ok: false, reason: 'cancel_requested', cancelReason: row.cancel_requested };
       const event = this.#appendStateEvent(row, r.event.type, r.event.json, r.now);
-      q.requeue.run(r.runAt, r.error ? JSON.stringify(r.error) : row.error, event.seq, r.taskId);
+      q.requeue.run(r.now + r.delayMs, r.error ? JSON.stringify(r.error) : row.error, event.seq, r.taskId);
       return { ok: true, event };
     }).immediate();
   }
@@ -241,8 +265,9 @@ export class SqliteStore implements Store {
     return this.#q.makeRunnable.run(now, taskId, now).changes > 0;
   }
 
-  async nextRunAt(kinds: readonly string[], now: number): Promise<number | null> {
-    return (this.#q.nextRunAt.pluck().get(now, JSON.stringify(kinds)) as number | null | undefined) ?? null;
+  async nextRunDelay(kinds: readonly string[], now: number): Promise<number | null> {
+    const at = this.#q.nextRunAt.pluck().get(now, JSON.stringify(kinds)) as number | null | undefined;
+    return at === null || at === undefined ? null : Math.max(0, at - now);
   }
 
   async readEvents(taskId: number, afterSeq: number, page: PageLimit): Promise<EventPage | undefined> {
@@ -331,6 +356,9 @@ function prepare(db: Database.Database) {
     runnable: db.prepare(`SELECT id FROM tasks WHERE status = 'pending' AND run_at <= ? AND ${kindFilter} ORDER BY run_at, id LIMIT ?`),
     claim: db.prepare(`UPDATE tasks SET status = 'running', attempt = attempt + 1, lease_epoch = lease_epoch + 1,
       lease_owner = ?, lease_expires_at = ?, started_at = ? WHERE id = ? RETURNING *`),
+    signalNames: db.prepare('SELECT DISTINCT name FROM signals WHERE task_id = ?'),
+    release: db.prepare(`UPDATE tasks SET status = 'pending', attempt = attempt - 1, run_at = ?, lease_owner = NULL, lease_expires_at = NULL
+      WHERE id = ? AND status = 'running' AND lease_epoch = ?`),
     renew: db.prepare(`UPDATE tasks SET lease_expires_at = ? WHERE id = ? AND status = 'running' AND lease_epoch = ? AND lease_owner = ?
       RETURNING cancel_requested`),
     fence: db.prepare('SELECT status, lease_epoch, last_seq FROM tasks WHERE id = ?'),
@@ -379,6 +407,16 @@ function toTask(r: TaskRow): TaskRecord {
     timeoutMs: r.timeout_ms,
     idempotencyKey: r.idempotency_key,
   };
+}
+
+/** SQLITE_BUSY (another connection held the write lock past busy_timeout) is worth retrying. */
+function busy<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if ((err as { code?: unknown }).code === 'SQLITE_BUSY') throw new StoreUnavailableError('sqlite store: database is busy', { cause: err });
+    throw err;
+  }
 }
 
 function checkKeep(keepLast: number): void {

@@ -1,0 +1,139 @@
+/**
+ * The store's statements, built once per schema. Every comparison with "now" uses the database's
+ * clock (`now()`), never a process's. Every run-owned write names the lease epoch in its WHERE
+ * clause, so under READ COMMITTED a write that waited for a takeover's row lock re-checks the new
+ * epoch and matches nothing.
+ */
+
+const TERMINAL = "('completed','failed','cancelled','timed_out')";
+
+/** A timestamptz column as milliseconds since the epoch (float8, so node-postgres returns a number). */
+const ms = (column: string): string => `floor(extract(epoch from ${column}) * 1000)::float8`;
+
+function taskColumns(alias: string): string {
+  const c = (name: string): string => `${alias}${name}`;
+  return [
+    'id', 'app', 'type', 'status', 'input', 'attempt', 'timeout_ms', 'final_value', 'error', 'cancel_reason', 'last_seq',
+    'first_seq', 'idempotency_key', 'lease_epoch',
+  ].map(c).join(', ') + ', ' + ['created_at', 'started_at', 'finished_at', 'completed_at'].map((n) => `${ms(c(n))} AS ${n}`).join(', ');
+}
+
+export type Statements = ReturnType<typeof statements>;
+
+export function statements(schema: string) {
+  const s = `"${schema}"`;
+  const cols = taskColumns('');
+  const tcols = taskColumns('t.');
+  const kinds = "(app || '/' || type) = ANY($1::text[])";
+  return {
+    insertTask: `INSERT INTO ${s}.tasks (app, type, status, input, timeout_ms, run_at, idempotency_key)
+      VALUES ($1, $2, 'pending', $3, $4, COALESCE(to_timestamp($5::float8 / 1000), now()), $6)
+      ON CONFLICT (app, type, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+      RETURNING ${cols}`,
+    byIdempotencyKey: `SELECT ${cols} FROM ${s}.tasks WHERE app = $1 AND type = $2 AND idempotency_key = $3`,
+    getTask: `SELECT ${cols} FROM ${s}.tasks WHERE id = $1`,
+    listTasks: (where: string) => `SELECT ${cols} FROM ${s}.tasks ${where} ORDER BY id DESC LIMIT $1`,
+    // graphile-worker's and pg-boss's claim: lock the due rows nobody else has locked, over the
+    // partial index of pending rows, and move them to running under a new epoch in one statement.
+    claim: `WITH c AS (
+        SELECT id FROM ${s}.tasks
+        WHERE status = 'pending' AND run_at <= now() AND ${kinds}
+        ORDER BY run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)
+      UPDATE ${s}.tasks t SET status = 'running', attempt = t.attempt + 1, lease_epoch = t.lease_epoch + 1, lease_owner = $3,
+        lease_expires_at = now() + $4 * interval '1 millisecond', started_at = now()
+      FROM c WHERE t.id = c.id RETURNING ${tcols}`,
+    renew: `WITH r AS (
+        UPDATE ${s}.tasks t SET lease_expires_at = now() + $4 * interval '1 millisecond'
+        FROM unnest($1::bigint[], $2::int[]) AS b(id, epoch)
+        WHERE t.id = b.id AND t.lease_epoch = b.epoch AND t.status = 'running' AND t.lease_owner = $3
+        RETURNING t.id, t.cancel_requested)
+      SELECT r.id, r.cancel_requested, (SELECT array_agg(DISTINCT g.name) FROM ${s}.signals g WHERE g.task_id = r.id) AS signals FROM r`,
+    release: `UPDATE ${s}.tasks t SET status = 'pending', attempt = t.attempt - 1, run_at = now(), lease_owner = NULL, lease_expires_at = NULL
+      FROM unnest($1::bigint[], $2::int[]) AS b(id, epoch)
+      WHERE t.id = b.id AND t.lease_epoch = b.epoch AND t.status = 'running'`,
+    // Group commit, one task: the fenced UPDATE moves last_seq only if the epoch is ours and the
+    // batch follows on from the stored log; the INSERT writes the events only if it did.
+    appendOne: `WITH ok AS (
+        UPDATE ${s}.tasks SET last_seq = $4 WHERE id = $1 AND lease_epoch = $2 AND status = 'running' AND last_seq = $3 - 1 RETURNING id)
+      INSERT INTO ${s}.events (task_id, seq, type, data, at)
+      SELECT ok.id, e.seq, e.type, e.data, e.at FROM ok, unnest($5::int[], $6::text[], $7::text[], $8::bigint[]) AS e(seq, type, data, at)`,
+    // Group commit, many tasks: the same in one statement over unnest arrays (fixed text, so it
+    // is prepared once whatever the batch's size).
+    appendMany: `WITH b AS (SELECT * FROM unnest($1::bigint[], $2::int[], $3::int[], $4::int[]) AS b(id, epoch, first_seq, last_seq)),
+      ok AS (
+        UPDATE ${s}.tasks t SET last_seq = b.last_seq FROM b
+        WHERE t.id = b.id AND t.lease_epoch = b.epoch AND t.status = 'running' AND t.last_seq = b.first_seq - 1
+        RETURNING t.id),
+      ins AS (
+        INSERT INTO ${s}.events (task_id, seq, type, data, at)
+        SELECT e.task_id, e.seq, e.type, e.data, e.at
+        FROM unnest($5::bigint[], $6::int[], $7::text[], $8::text[], $9::bigint[]) AS e(task_id, seq, type, data, at)
+        WHERE e.task_id IN (SELECT id FROM ok))
+      SELECT array(SELECT id FROM ok) AS accepted`,
+    fence: `SELECT id, status, lease_epoch, last_seq, cancel_requested FROM ${s}.tasks WHERE id = ANY($1::bigint[])`,
+    // The terminal event and the status in one statement (one transaction); retention in it too.
+    finish: `WITH ok AS (
+        UPDATE ${s}.tasks SET status = $3::text, finished_at = now(), completed_at = CASE WHEN $3::text = 'completed' THEN now() END,
+          final_value = $4, error = $5, cancel_reason = $6, last_seq = last_seq + 1,
+          first_seq = CASE WHEN $9::int IS NULL THEN first_seq ELSE GREATEST(first_seq, last_seq + 2 - $9::int) END,
+          lease_owner = NULL, lease_expires_at = NULL
+        WHERE id = $1 AND lease_epoch = $2 AND status = 'running' AND (NOT $10::boolean OR cancel_requested IS NULL)
+        RETURNING id, last_seq, first_seq),
+      ins AS (INSERT INTO ${s}.events (task_id, seq, type, data, at) SELECT id, last_seq, $7::text, $8::text, $11::bigint FROM ok),
+      del AS (DELETE FROM ${s}.events d USING ok WHERE d.task_id = ok.id AND d.seq < ok.first_seq)
+      SELECT last_seq FROM ok`,
+    requeue: `WITH ok AS (
+        UPDATE ${s}.tasks SET status = 'pending', run_at = now() + $3 * interval '1 millisecond', error = COALESCE($4, error),
+          last_seq = last_seq + 1, lease_owner = NULL, lease_expires_at = NULL
+        WHERE id = $1 AND lease_epoch = $2 AND status = 'running' AND cancel_requested IS NULL
+        RETURNING id, last_seq),
+      ins AS (INSERT INTO ${s}.events (task_id, seq, type, data, at) SELECT id, last_seq, $5::text, $6::text, $7::bigint FROM ok)
+      SELECT last_seq FROM ok`,
+    eventAt: `SELECT task_id, seq, type, data, at FROM ${s}.events WHERE task_id = $1 AND seq = $2`,
+    lockTask: `SELECT status, last_seq, error, cancel_requested FROM ${s}.tasks WHERE id = $1 FOR UPDATE`,
+    cancelPending: `UPDATE ${s}.tasks SET status = 'cancelled', finished_at = now(), cancel_reason = $2, last_seq = last_seq + 1,
+      lease_owner = NULL, lease_expires_at = NULL WHERE id = $1 RETURNING last_seq`,
+    requestCancel: `UPDATE ${s}.tasks SET cancel_requested = COALESCE(cancel_requested, $2) WHERE id = $1`,
+    insertEvent: `INSERT INTO ${s}.events (task_id, seq, type, data, at) VALUES ($1, $2, $3, $4, $5)`,
+    expired: `SELECT id, cancel_requested FROM ${s}.tasks
+      WHERE status = 'running' AND lease_expires_at < now() AND NOT (id = ANY($1::bigint[]))
+      ORDER BY id LIMIT 100 FOR UPDATE SKIP LOCKED`,
+    // Recovery bumps the epoch: the dead owner is fenced even before anyone claims the task again.
+    recover: `WITH b AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS b(id, status, type, data)),
+      u AS (
+        UPDATE ${s}.tasks t SET status = b.status, lease_epoch = t.lease_epoch + 1, last_seq = t.last_seq + 1,
+          lease_owner = NULL, lease_expires_at = NULL,
+          run_at = CASE WHEN b.status = 'pending' THEN now() ELSE t.run_at END,
+          finished_at = CASE WHEN b.status = 'cancelled' THEN now() END,
+          cancel_reason = CASE WHEN b.status = 'cancelled' THEN t.cancel_requested ELSE t.cancel_reason END
+        FROM b WHERE t.id = b.id RETURNING t.id, t.last_seq, b.type, b.data)
+      INSERT INTO ${s}.events (task_id, seq, type, data, at) SELECT id, last_seq, type, data, $5::bigint FROM u
+      RETURNING task_id, seq, type, data, at`,
+    makeRunnable: `UPDATE ${s}.tasks SET run_at = now() WHERE id = $1 AND status = 'pending' AND run_at > now()`,
+    nextRunDelay: `SELECT GREATEST(0, extract(epoch from min(run_at) - now()) * 1000)::float8 AS ms
+      FROM ${s}.tasks WHERE status = 'pending' AND run_at > now() AND ${kinds}`,
+    // The page and the log's position in one statement, so one snapshot. The running byte sum
+    // stops the page once maxBytes is reached (the row that crosses it is the last one).
+    readEvents: `SELECT t.first_seq, t.last_seq, t.status, e.seq, e.type, e.data, e.at
+      FROM ${s}.tasks t LEFT JOIN LATERAL (
+        SELECT w.seq, w.type, w.data, w.at FROM (
+          SELECT seq, type, data, at, sum(octet_length(data)) OVER (ORDER BY seq) - octet_length(data) AS before
+          FROM ${s}.events WHERE task_id = t.id AND seq > $2 ORDER BY seq LIMIT $3) w
+        WHERE w.before < $4) e ON true
+      WHERE t.id = $1 ORDER BY e.seq`,
+    trim: `WITH t AS (UPDATE ${s}.tasks SET first_seq = GREATEST(first_seq, last_seq - $2 + 1) WHERE id = $1 RETURNING first_seq),
+      d AS (DELETE FROM ${s}.events WHERE task_id = $1 AND seq < (SELECT first_seq FROM t) RETURNING 1)
+      SELECT count(*)::int AS deleted FROM d`,
+    addSignal: `WITH t AS (SELECT status FROM ${s}.tasks WHERE id = $1 FOR SHARE),
+      ins AS (INSERT INTO ${s}.signals (task_id, name, payload) SELECT $1::bigint, $2::text, $3::text FROM t WHERE t.status IN ('pending', 'running'))
+      SELECT (SELECT status FROM t) AS status`,
+    takeSignal: `DELETE FROM ${s}.signals WHERE id = (
+        SELECT id FROM ${s}.signals WHERE task_id = $1 AND name = $2 ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
+      RETURNING payload`,
+    countPrunable: `SELECT count(*)::int AS n FROM ${s}.tasks WHERE status IN ${TERMINAL} AND finished_at < to_timestamp($1::float8 / 1000)`,
+    prune: `WITH old AS (DELETE FROM ${s}.tasks WHERE status IN ${TERMINAL} AND finished_at < to_timestamp($1::float8 / 1000) RETURNING id),
+      e AS (DELETE FROM ${s}.events WHERE task_id IN (SELECT id FROM old)),
+      g AS (DELETE FROM ${s}.signals WHERE task_id IN (SELECT id FROM old))
+      SELECT count(*)::int AS n FROM old`,
+  };
+}

@@ -1,0 +1,385 @@
+import { createHash } from 'node:crypto';
+import type {
+  CancelResult, ClaimedRun, EventPage, EventRecord, FinishResult, FinishRun, LeaseRenewal, ListFilter, MigrationReport,
+  NewEvent, NewTask, PageLimit, RecoveryEvents, RequeueRun, StateEvent, Store, TaskError, TaskRecord, TaskStatus,
+} from '../types.js';
+import { TERMINAL_STATUSES } from '../types.js';
+import { migrate } from './migrate.js';
+import { isTransient, openPool, type PgClient, type PgPool, type PgQueryConfig, withRetry } from './pool.js';
+import { type Statements, statements } from './sql.js';
+
+export interface PostgresStoreOptions {
+  /** `postgres://user:pass@host:port/db`; the store opens (and closes) its own `pg.Pool`. */
+  readonly connectionString?: string;
+  /** A pool of your own (a `pg.Pool`, or anything with its `query`/`connect`/`end`); left open by `close()`. */
+  readonly pool?: PgPool;
+  /** The schema holding the tables, created by `migrate()`. Default `taskstream`. */
+  readonly schema?: string;
+  /** Connections of the store's own pool. Default 10. */
+  readonly max?: number;
+  /** How long to wait for a connection before an operation fails as unavailable. Default 5000 ms. */
+  readonly connectionTimeoutMs?: number;
+  /** Tries of an operation that failed on a dropped connection (only operations safe to repeat). Default 6. */
+  readonly retries?: number;
+}
+
+interface TaskRow {
+  id: string; app: string; type: string; status: TaskStatus; input: string; attempt: number; timeout_ms: number | null;
+  final_value: string | null; error: string | null; cancel_reason: string | null; last_seq: number; first_seq: number;
+  idempotency_key: string | null; lease_epoch: number; created_at: number; started_at: number | null; finished_at: number | null;
+  completed_at: number | null;
+}
+interface EventRow { task_id: string; seq: number; type: string; data: string; at: string }
+interface FenceRow { id: string; status: TaskStatus; lease_epoch: number; last_seq: number; cancel_requested: string | null }
+
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+export function postgresStore(options: PostgresStoreOptions): PostgresStore {
+  return new PostgresStore(options);
+}
+
+/**
+ * The PostgreSQL store, for several processes on one database. Claims lock due rows with
+ * `FOR UPDATE SKIP LOCKED`; every run-owned write is fenced by the lease epoch; the terminal event
+ * and the status are written in one statement; a tick's events from every run are appended in one
+ * statement (group commit). The store never NOTIFYs: a bus announces what it committed.
+ *
+ * A dropped connection is retried on another one for operations that are safe to repeat (reads,
+ * claims, appends and outcomes, which recognise a batch or an outcome already committed); past
+ * the retries the operation fails with a StoreUnavailableError, and nothing acknowledged is lost.
+ */
+export class PostgresStore implements Store {
+  readonly schema: string;
+  readonly #q: Statements;
+  readonly #names: string;
+  readonly #retries: number;
+  readonly #ownsPool: boolean;
+  readonly #poolPromise: Promise<PgPool>;
+  #closed = false;
+
+  constructor(options: PostgresStoreOptions) {
+    if (options === null || typeof options !== 'object') throw new TypeError('postgresStore: options are required');
+    if ((options.connectionString === undefined) === (options.pool === undefined)) {
+      throw new TypeError('postgresStore: give exactly one of connectionString or pool');
+    }
+    if (options.connectionString !== undefined && !/^postgres(ql)?:\/\//.test(options.connectionString)) {
+      throw new TypeError('postgresStore: connectionString must start with postgres:// or postgresql://');
+    }
+    this.schema = options.schema ?? 'taskstream';
+    if (!SCHEMA_NAME.test(this.schema)) throw new TypeError(`postgresStore: schema must match ${SCHEMA_NAME}, got ${JSON.stringify(this.schema)}`);
+    this.#q = statements(this.schema);
+    this.#names = `ts${createHash('sha1').update(this.schema).digest('hex').slice(0, 8)}`;
+    this.#retries = options.retries ?? 6;
+    this.#ownsPool = options.pool === undefined;
+    const pool = options.pool !== undefined
+      ? Promise.resolve(options.pool)
+      : openPool({ connectionString: options.connectionString!, max: options.max ?? 10, connectionTimeoutMillis: options.connectionTimeoutMs ?? 5000 });
+    this.#poolPromise = pool.then((p) => {
+      // An idle connection the server closed (restart, pg_terminate_backend) is reported here; the
+      // pool drops it and the next query gets a new one.
+      p.on?.('error', () => {});
+      return p;
+    });
+    this.#poolPromise.catch(() => {});
+  }
+
+  async migrate(): Promise<MigrationReport> {
+    return this.#retry('migrate', async (pool) => migrate(pool, this.schema));
+  }
+
+  async ping(): Promise<void> {
+    const pool = await this.#pool();
+    await pool.query('SELECT 1');
+  }
+
+  async createTask(t: NewTask): Promise<{ task: TaskRecord; created: boolean }> {
+    // Without an idempotency key a second try could create the task twice: one try only.
+    const attempts = t.idempotencyKey === null ? 1 : this.#retries;
+    return withRetry('createTask', attempts, async () => {
+      const values = [t.app, t.type, JSON.stringify(t.input ?? null), t.timeoutMs, t.runAt, t.idempotencyKey];
+      const inserted = await this.#run<TaskRow>('insertTask', values);
+      if (inserted[0] !== undefined) return { task: toTask(inserted[0]), created: true };
+      const existing = await this.#run<TaskRow>('byIdempotencyKey', [t.app, t.type, t.idempotencyKey]);
+      return { task: toTask(existing[0]!), created: false };
+    });
+  }
+
+  async getTask(id: number): Promise<TaskRecord | undefined> {
+    const rows = await this.#read<TaskRow>('getTask', [id]);
+    return rows[0] && toTask(rows[0]);
+  }
+
+  async listTasks(f: ListFilter): Promise<{ tasks: TaskRecord[]; next: number | null }> {
+    const where: string[] = [];
+    const values: unknown[] = [f.limit + 1];
+    const add = (sql: string, value: unknown): void => {
+      values.push(value);
+      where.push(`${sql} $${values.length}`);
+    };
+    if (f.app !== undefined) add('app =', f.app);
+    if (f.type !== undefined) add('type =', f.type);
+    if (f.status !== undefined) add('status =', f.status);
+    if (f.before !== undefined) add('id <', f.before);
+    const text = this.#q.listTasks(where.length > 0 ? `WHERE ${where.join(' AND ')}` : '');
+    const rows = await this.#retry('listTasks', async (pool) => (await pool.query<TaskRow>({ text, values })).rows);
+    const tasks = rows.slice(0, f.limit).map(toTask);
+    return { tasks, next: rows.length > f.limit ? (tasks.at(-1)?.id ?? null) : null };
+  }
+
+  async claimTasks(o: { owner: string; kinds: readonly string[]; limit: number; leaseMs: number }): Promise<ClaimedRun[]> {
+    if (o.limit <= 0 || o.kinds.length === 0) return [];
+    // A claim whose reply was lost leaves its rows running under this owner until the lease
+    // expires and the sweep recovers them: a retry is safe.
+    const rows = await this.#read<TaskRow>('claim', [o.kinds, o.limit, o.owner, o.leaseMs]);
+    return rows.sort((a, b) => Number(a.id) - Number(b.id)).map((row) => ({ task: toTask(row), epoch: row.lease_epoch }));
+  }
+
+  async renewLeases(owner: string, runs: ReadonlyArray<{ taskId: number; epoch: number }>, leaseMs: number): Promise<LeaseRenewal> {
+    const rows = await this.#read<{ id: string; cancel_requested: string | null; signals: string[] | null }>(
+      'renew', [runs.map((r) => r.taskId), runs.map((r) => r.epoch), owner, leaseMs]);
+    const renewed = new Set(rows.map((r) => Number(r.id)));
+    return {
+      lost: runs.filter((r) => !renewed.has(r.taskId)).map((r) => r.taskId),
+      cancelRequested: rows.filter((r) => r.cancel_requested !== null).map((r) => ({ taskId: Number(r.id), reason: r.cancel_requested! })),
+      signals: rows.filter((r) => r.signals !== null && r.signals.length > 0).map((r) => ({ taskId: Number(r.id), names: r.signals! })),
+    };
+  }
+
+  async releaseRuns(runs: ReadonlyArray<{ taskId: number; epoch: number }>): Promise<void> {
+    if (runs.length === 0) return;
+    await this.#read('release', [runs.map((r) => r.taskId), runs.map((r) => r.epoch)]);
+  }
+
+  async appendEvents(events: readonly NewEvent[]): Promise<number[]> {
+    if (events.length === 0) return [];
+    const runs = groupRuns(events);
+    return this.#retry('appendEvents', async (pool) => {
+      let accepted: Set<number>;
+      if (runs.size === 1) {
+        const [taskId, run] = [...runs][0]!;
+        const r = await this.#exec(pool, 'appendOne', [taskId, run.epoch, run.first, run.last,
+          events.map((e) => e.seq), events.map((e) => e.type), events.map((e) => e.json), events.map((e) => e.at)]);
+        accepted = new Set(r.rowCount ? [taskId] : []);
+      } else {
+        const ids = [...runs.keys()];
+        const r = await this.#exec<{ accepted: string[] }>(pool, 'appendMany', [
+          ids, ids.map((id) => runs.get(id)!.epoch), ids.map((id) => runs.get(id)!.first), ids.map((id) => runs.get(id)!.last),
+          events.map((e) => e.taskId), events.map((e) => e.seq), events.map((e) => e.type), events.map((e) => e.json), events.map((e) => e.at),
+        ]);
+        accepted = new Set(r.rows[0]!.accepted.map(Number));
+      }
+      if (accepted.size === runs.size) return [];
+      // Only a refusal reads the rows: lost lease, a retry of a stored batch, or a seq bug.
+      const others = [...runs.keys()].filter((id) => !accepted.has(id));
+      const rows = (await this.#exec<FenceRow>(pool, 'fence', [others])).rows;
+      const byId = new Map(rows.map((r) => [Number(r.id), r]));
+      const refused: number[] = [];
+      for (const taskId of others) {
+        const run = runs.get(taskId)!;
+        const row = byId.get(taskId);
+        if (row === undefined || row.lease_epoch !== run.epoch) refused.push(taskId);
+        else if (row.last_seq >= run.last) continue; // stored by an earlier try whose reply was lost
+        else if (row.status !== 'running') refused.push(taskId);
+        else throw new Error(`task ${taskId}: event seq ${run.first} does not follow ${row.last_seq}`);
+      }
+      return refused;
+    });
+  }
+
+  async finishRun(f: FinishRun): Promise<FinishResult> {
+    return this.#retry('finishRun', async (pool) => {
+      const r = await this.#exec<{ last_seq: number }>(pool, 'finish', [
+        f.taskId, f.epoch, f.status, f.finalValue ?? null, f.error ? JSON.stringify(f.error) : null, f.cancelReason ?? null,
+        f.event.type, f.event.json, f.retainEvents ?? null, f.unlessCancelRequested, f.now,
+      ]);
+      if (r.rows[0] !== undefined) return { ok: true, event: stateEvent(f.taskId, r.rows[0].last_seq, f.event, f.now) };
+      return this.#refusal(pool, f.taskId, f.epoch, (row) => row.status === f.status);
+    });
+  }
+
+  async requeueRun(q: RequeueRun): Promise<FinishResult> {
+    return this.#retry('requeueRun', async (pool) => {
+      const r = await this.#exec<{ last_seq: number }>(pool, 'requeue', [
+        q.taskId, q.epoch, q.delayMs, q.error ? JSON.stringify(q.error) : null, q.event.type, q.event.json, q.now,
+      ]);
+      if (r.rows[0] !== undefined) return { ok: true, event: stateEvent(q.taskId, r.rows[0].last_seq, q.event, q.now) };
+      return this.#refusal(pool, q.taskId, q.epoch, (row) => row.status === 'pending');
+    });
+  }
+
+  async requestCancel(taskId: number, reason: string, event: StateEvent, now: number): Promise<CancelResult> {
+    return this.#transaction(async (c) => {
+      const row = (await c.query<{ status: TaskStatus }>({ text: this.#q.lockTask, values: [taskId] })).rows[0];
+      if (row === undefined) return { found: false };
+      if (row.status === 'pending') {
+        const seq = (await c.query<{ last_seq: number }>({ text: this.#q.cancelPending, values: [taskId, reason] })).rows[0]!.last_seq;
+        await c.query({ text: this.#q.insertEvent, values: [taskId, seq, event.type, event.json, now] });
+        return { found: true, accepted: true, status: 'cancelled', event: stateEvent(taskId, seq, event, now) };
+      }
+      if (row.status === 'running') {
+        await c.query({ text: this.#q.requestCancel, values: [taskId, reason] });
+        return { found: true, accepted: true, status: 'running' };
+      }
+      return { found: true, accepted: false, status: row.status };
+    });
+  }
+
+  async recoverExpired(now: number, alive: readonly number[], recovery: RecoveryEvents): Promise<EventRecord[]> {
+    return this.#transaction(async (c) => {
+      const rows = (await c.query<{ id: string; cancel_requested: string | null }>({ text: this.#q.expired, values: [alive] })).rows;
+      if (rows.length === 0) return [];
+      const plan = rows.map((r) => {
+        const event = r.cancel_requested === null ? recovery.interrupted : recovery.cancelled(r.cancel_requested);
+        return { id: r.id, status: r.cancel_requested === null ? 'pending' : 'cancelled', event };
+      });
+      const stored = await c.query<EventRow>({
+        text: this.#q.recover,
+        values: [plan.map((p) => p.id), plan.map((p) => p.status), plan.map((p) => p.event.type), plan.map((p) => p.event.json), now],
+      });
+      return stored.rows.map(toEvent);
+    });
+  }
+
+  async makeRunnable(taskId: number): Promise<boolean> {
+    return this.#retry('makeRunnable', async (pool) => ((await this.#exec(pool, 'makeRunnable', [taskId])).rowCount ?? 0) > 0);
+  }
+
+  async nextRunDelay(kinds: readonly string[]): Promise<number | null> {
+    const rows = await this.#read<{ ms: number | null }>('nextRunDelay', [kinds]);
+    return rows[0]?.ms ?? null;
+  }
+
+  async readEvents(taskId: number, afterSeq: number, page: PageLimit): Promise<EventPage | undefined> {
+    type Row = { first_seq: number; last_seq: number; status: TaskStatus; seq: number | null; type: string; data: string; at: string };
+    const rows = await this.#read<Row>('readEvents', [taskId, afterSeq, page.limit, page.maxBytes ?? Number.MAX_SAFE_INTEGER]);
+    const top = rows[0];
+    if (top === undefined) return undefined;
+    const events = rows.filter((r) => r.seq !== null).map((r) => ({ taskId, seq: r.seq!, type: r.type, json: r.data, at: Number(r.at) }));
+    return { events, firstSeq: top.first_seq, lastSeq: top.last_seq, status: top.status };
+  }
+
+  async trimEvents(taskId: number, keepLast: number): Promise<number> {
+    checkKeep(keepLast);
+    return (await this.#read<{ deleted: number }>('trim', [taskId, keepLast]))[0]?.deleted ?? 0;
+  }
+
+  async addSignal(taskId: number, name: string, payload: string): Promise<'added' | 'finished' | 'missing'> {
+    // A second try could store the signal twice: one try only.
+    return withRetry('addSignal', 1, async () => {
+      const status = (await this.#run<{ status: TaskStatus | null }>('addSignal', [taskId, name, payload]))[0]?.status ?? null;
+      if (status === null) return 'missing';
+      return TERMINAL_STATUSES.has(status) ? 'finished' : 'added';
+    });
+  }
+
+  async takeSignal(taskId: number, name: string): Promise<string | undefined> {
+    // A second try after a lost reply would lose the signal taken by the first: one try only.
+    return withRetry('takeSignal', 1, async () => (await this.#run<{ payload: string }>('takeSignal', [taskId, name]))[0]?.payload);
+  }
+
+  async prune(o: { before: number; dryRun: boolean }): Promise<number> {
+    return (await this.#read<{ n: number }>(o.dryRun ? 'countPrunable' : 'prune', [o.before]))[0]?.n ?? 0;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (!this.#ownsPool) return;
+    const pool = await this.#poolPromise.catch(() => undefined);
+    await pool?.end();
+  }
+
+  async #pool(): Promise<PgPool> {
+    if (this.#closed) throw new Error('postgres store: closed');
+    return this.#poolPromise;
+  }
+
+  #retry<T>(what: string, work: (pool: PgPool) => Promise<T>): Promise<T> {
+    return withRetry(what, this.#retries, async () => work(await this.#pool()));
+  }
+
+  /** A named (prepared once per connection) statement on the pool, without retry. */
+  async #run<R>(name: Exclude<keyof Statements, 'listTasks'>, values: readonly unknown[]): Promise<R[]> {
+    return (await this.#exec<R>(await this.#pool(), name, values)).rows;
+  }
+
+  /** A named statement, retried on a dropped connection: for statements safe to repeat. */
+  #read<R>(name: Exclude<keyof Statements, 'listTasks'>, values: readonly unknown[]): Promise<R[]> {
+    return this.#retry(name, async (pool) => (await this.#exec<R>(pool, name, values)).rows);
+  }
+
+  #exec<R = Record<string, unknown>>(pool: PgPool, name: Exclude<keyof Statements, 'listTasks'>, values: readonly unknown[]) {
+    const query: PgQueryConfig = { name: `${this.#names}_${name}`, text: this.#q[name], values };
+    return pool.query<R>(query);
+  }
+
+  /** Why a fenced outcome matched no row; or, for a retry of one that was committed, that outcome. */
+  async #refusal(pool: PgPool, taskId: number, epoch: number, stored: (row: FenceRow) => boolean): Promise<FinishResult> {
+    const row = (await this.#exec<FenceRow>(pool, 'fence', [[taskId]])).rows[0];
+    if (row === undefined || row.lease_epoch !== epoch) return { ok: false, reason: 'fenced' };
+    if (row.status === 'running' && row.cancel_requested !== null) return { ok: false, reason: 'cancel_requested', cancelReason: row.cancel_requested };
+    // Same epoch, no longer running: only this run (an earlier try whose reply was lost) moved it on.
+    if (row.status !== 'running' && stored(row)) {
+      const event = (await this.#exec<EventRow>(pool, 'eventAt', [taskId, row.last_seq])).rows[0];
+      if (event !== undefined) return { ok: true, event: toEvent(event) };
+    }
+    return { ok: false, reason: 'fenced' };
+  }
+
+  /** BEGIN … COMMIT on one connection; retried as a whole when the connection drops before COMMIT answers. */
+  #transaction<T>(work: (client: PgClient) => Promise<T>): Promise<T> {
+    return this.#retry('transaction', async (pool) => {
+      const client = await pool.connect();
+      let failure: unknown;
+      try {
+        await client.query('BEGIN');
+        const result = await work(client);
+        await client.query('COMMIT');
+        return result;
+      } catch (err) {
+        failure = err;
+        await client.query('ROLLBACK').catch(() => {});
+        throw err;
+      } finally {
+        client.release(failure !== undefined && isTransient(failure) ? (failure as Error) : undefined);
+      }
+    });
+  }
+}
+
+function groupRuns(events: readonly NewEvent[]): Map<number, { epoch: number; first: number; last: number }> {
+  const runs = new Map<number, { epoch: number; first: number; last: number }>();
+  for (const e of events) {
+    const run = runs.get(e.taskId);
+    if (run === undefined) runs.set(e.taskId, { epoch: e.epoch, first: e.seq, last: e.seq });
+    else if (e.seq !== run.last + 1) throw new Error(`task ${e.taskId}: event seq ${e.seq} does not follow ${run.last}`);
+    else run.last = e.seq;
+  }
+  return runs;
+}
+
+function stateEvent(taskId: number, seq: number, event: StateEvent, at: number): EventRecord {
+  return { taskId, seq, type: event.type, json: event.json, at };
+}
+
+function checkKeep(keepLast: number): void {
+  if (!Number.isSafeInteger(keepLast) || keepLast < 1) throw new TypeError(`retention: keep must be a whole number >= 1, got ${keepLast}`);
+}
+
+function toTask(r: TaskRow): TaskRecord {
+  return {
+    id: Number(r.id), app: r.app, type: r.type, status: r.status, input: JSON.parse(r.input) as unknown, attempt: r.attempt,
+    createdAt: new Date(r.created_at), startedAt: date(r.started_at), finishedAt: date(r.finished_at), completedAt: date(r.completed_at),
+    finalValue: r.final_value === null ? null : (JSON.parse(r.final_value) as unknown),
+    error: r.error === null ? null : (JSON.parse(r.error) as TaskError), cancelReason: r.cancel_reason,
+    lastSeq: r.last_seq, firstSeq: r.first_seq, timeoutMs: r.timeout_ms, idempotencyKey: r.idempotency_key,
+  };
+}
+
+function toEvent(r: EventRow): EventRecord {
+  return { taskId: Number(r.task_id), seq: r.seq, type: r.type, json: r.data, at: Number(r.at) };
+}
+
+function date(ms: number | null): Date | null {
+  return ms === null ? null : new Date(ms);
+}
