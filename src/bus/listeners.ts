@@ -52,6 +52,12 @@ export class Listeners {
     return this.#events.get(taskId)?.seen;
   }
 
+  /** Raises a watched task's `seen` (a hint-carrying bus learns the position at subscribe time). */
+  raiseSeen(taskId: number, seq: number): void {
+    const entry = this.#events.get(taskId);
+    if (entry !== undefined && seq > entry.seen) entry.seen = seq;
+  }
+
   deliverEvents(taskId: number, events: readonly EventRecord[]): void {
     const entry = this.#events.get(taskId);
     if (entry === undefined || events.length === 0) return;

@@ -8,11 +8,15 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, describe, test } from 'node:test';
+import pg from 'pg';
 import { createClient } from 'redis';
 import { LocalBus, type Bus, type Command, type EventRecord } from '../../src/index.js';
+import type { EventPage } from '../../src/store/types.js';
+import { postgresBus } from '../../src/store/postgres/index.js';
+import { pgAdmin } from '../support/pg.js';
 import { redisBus } from '../../src/bus/redis/index.js';
 import { faultyClient } from '../support/faulty-redis.js';
-import { REDIS_URL, skipUnlessRedis } from '../support/services.js';
+import { POSTGRES_URL, REDIS_URL, skipUnlessPostgres, skipUnlessRedis } from '../support/services.js';
 import { within } from '../support/within.js';
 
 interface Pair {
@@ -20,6 +24,34 @@ interface Pair {
   readonly a: Bus;
   /** Another process on the same bus. */
   readonly b: Bus;
+  /** What the buses' store holds. */
+  readonly log: Log;
+}
+
+/**
+ * The store behind the buses, as far as they read it: events are stored before they are
+ * published (the writer's rule), so `publish` records them here first. A hint-carrying bus
+ * (PostgreSQL NOTIFY) reads them back from it.
+ */
+class Log {
+  readonly #events = new Map<number, EventRecord[]>();
+  add(events: readonly EventRecord[]): void {
+    for (const e of events) {
+      let list = this.#events.get(e.taskId);
+      if (list === undefined) this.#events.set(e.taskId, (list = []));
+      list.push(e);
+    }
+  }
+  async readEvents(taskId: number, afterSeq: number, page: { limit: number }): Promise<EventPage | undefined> {
+    const all = this.#events.get(taskId) ?? [];
+    const events = all.filter((e) => e.seq > afterSeq).slice(0, page.limit);
+    return { events, firstSeq: 1, lastSeq: all.at(-1)?.seq ?? 0, status: 'running' };
+  }
+}
+/** Stores, then publishes (the writer's order). */
+function publish(pair: { b: Bus; log: Log }, taskId: number, events: EventRecord[]): void {
+  pair.log.add(events);
+  pair.b.publishEvents(taskId, events);
 }
 
 interface Backend {
@@ -35,6 +67,20 @@ after(async () => {
 
 const prefix = (): string => `ts-bus-${randomBytes(6).toString('hex')}`;
 
+/** A PostgreSQL database of this file's own (named with this suite's prefix), dropped after it. */
+const pgSkip = await skipUnlessPostgres();
+const pgDb = `ts_bus_conformance_${process.pid}`;
+let pgCreated: Promise<void> | undefined;
+async function pgUrl(): Promise<string> {
+  pgCreated ??= pgAdmin(`CREATE DATABASE "${pgDb}"`);
+  await pgCreated;
+  return POSTGRES_URL.replace(/\/[^/?]*(\?|$)/, `/${pgDb}$1`);
+}
+after(async () => {
+  if (pgCreated !== undefined) await pgAdmin(`DROP DATABASE IF EXISTS "${pgDb}" WITH (FORCE)`);
+});
+let pgChannels = 0;
+
 export const backends: Backend[] = [
   {
     name: 'local',
@@ -42,7 +88,7 @@ export const backends: Backend[] = [
     async open() {
       const bus = new LocalBus();
       closers.push(() => bus.close());
-      return { a: bus, b: bus };
+      return { a: bus, b: bus, log: new Log() };
     },
   },
   {
@@ -54,7 +100,21 @@ export const backends: Backend[] = [
       const b = redisBus({ url: REDIS_URL, prefix: p });
       closers.push(() => a.close(), () => b.close());
       await Promise.all([a.ready(), b.ready()]);
-      return { a, b };
+      return { a, b, log: new Log() };
+    },
+  },
+  {
+    name: 'postgres (LISTEN/NOTIFY)',
+    skip: pgSkip,
+    async open() {
+      const url = await pgUrl();
+      const channel = `ts_bus_${process.pid}_${++pgChannels}`;
+      const log = new Log();
+      const a = postgresBus({ connectionString: url, channel, store: log });
+      const b = postgresBus({ connectionString: url, channel, store: log });
+      closers.push(() => a.close(), () => b.close());
+      await Promise.all([a.ready(), b.ready()]);
+      return { a, b, log };
     },
   },
 ];
@@ -91,48 +151,52 @@ function nextCommand(bus: Bus, match: (c: Command) => boolean): Promise<Command>
 for (const backend of backends) {
   describe(`bus conformance: ${backend.name}`, { skip: backend.skip }, () => {
     test('events published after subscribe resolved reach the subscriber, in order and intact', async () => {
-      const { a, b } = await backend.open();
+      const pair = await backend.open();
+      const { a, b } = pair;
       const c = collector();
       const off = await a.subscribeEvents(7, c.listener);
       const sent = [event(7, 1, '{"text":"héllo ✓"}'), event(7, 2, '{}'), event(7, 3, '{"nested":{"a":[1,2]}}')];
-      b.publishEvents(7, sent.slice(0, 2));
-      b.publishEvents(7, sent.slice(2));
+      publish(pair, 7, sent.slice(0, 2));
+      publish(pair, 7, sent.slice(2));
       await c.until(3);
       assert.deepEqual(c.got, sent);
       off();
     });
 
     test('a task nobody here watches is not delivered; the last unsubscribe stops delivery', async () => {
-      const { a, b } = await backend.open();
+      const pair = await backend.open();
+      const { a, b } = pair;
       const one = collector();
       const two = collector();
       const offOne = await a.subscribeEvents(1, one.listener);
       await a.subscribeEvents(2, two.listener);
       offOne();
-      b.publishEvents(3, [event(3, 1)]);
-      b.publishEvents(1, [event(1, 1)]);
+      publish(pair, 3, [event(3, 1)]);
+      publish(pair, 1, [event(1, 1)]);
       // Messages of one publisher arrive in order: once task 2's is here, task 1's would have been too.
-      b.publishEvents(2, [event(2, 1)]);
+      publish(pair, 2, [event(2, 1)]);
       await two.until(1);
       assert.equal(one.got.length, 0);
     });
 
     test('two listeners of one task both get every event', async () => {
-      const { a, b } = await backend.open();
+      const pair = await backend.open();
+      const { a, b } = pair;
       const x = collector();
       const y = collector();
       await a.subscribeEvents(9, x.listener);
       const offY = await a.subscribeEvents(9, y.listener);
-      b.publishEvents(9, [event(9, 1)]);
+      publish(pair, 9, [event(9, 1)]);
       await Promise.all([x.until(1), y.until(1)]);
       offY();
-      b.publishEvents(9, [event(9, 2)]);
+      publish(pair, 9, [event(9, 2)]);
       await x.until(2);
       assert.equal(y.got.length, 1);
     });
 
     test('commands reach every process, the publisher included', async () => {
-      const { a, b } = await backend.open();
+      const pair = await backend.open();
+      const { a, b } = pair;
       const atA = nextCommand(a, (c) => c.kind === 'cancel');
       const atB = nextCommand(b, (c) => c.kind === 'cancel');
       // subscribeCommands resolves once live; give both a tick to register before publishing.
@@ -159,7 +223,7 @@ for (const backend of backends) {
 }
 
 describe('redis bus under faults', { skip: backends[1]!.skip }, () => {
-  async function faulty(): Promise<{ a: Bus; b: Bus; faults: ReturnType<typeof faultyClient>['faults']; name: string; resyncs: () => number; nextResync(): Promise<void> }> {
+  async function faulty(): Promise<{ a: Bus; b: Bus; log: Log; faults: ReturnType<typeof faultyClient>['faults']; name: string; resyncs: () => number; nextResync(): Promise<void> }> {
     const p = prefix();
     const name = `${p}-a`;
     const { client, faults } = faultyClient(REDIS_URL, name);
@@ -178,36 +242,39 @@ describe('redis bus under faults', { skip: backends[1]!.skip }, () => {
       waiters = [];
     });
     return {
-      a, b, faults, name,
+      a, b, log: new Log(), faults, name,
       resyncs: () => count,
       nextResync: () => within(10_000, new Promise<void>((resolve) => waiters.push(resolve)), 'onResync'),
     };
   }
 
   test('a SUBSCRIBE acknowledged 50 ms late: subscribeEvents waits for it, so the next publish is not lost', async () => {
-    const { a, b, faults } = await faulty();
+    const pair = await faulty();
+    const { a, faults } = pair;
     faults.subscribeDelayMs = 50;
     const c = collector();
     await a.subscribeEvents(11, c.listener);
-    b.publishEvents(11, [event(11, 1)]);
+    publish(pair, 11, [event(11, 1)]);
     await c.until(1);
     assert.equal(c.got[0]!.seq, 1);
   });
 
   test('a dropped message is gone (at-most-once), and the next one still arrives', async () => {
-    const { a, b, faults } = await faulty();
+    const pair = await faulty();
+    const { a, faults } = pair;
     assert.equal(a.delivery, 'at-most-once');
     const c = collector();
     await a.subscribeEvents(12, c.listener);
     faults.dropEvents = 1;
-    b.publishEvents(12, [event(12, 1)]);
-    b.publishEvents(12, [event(12, 2)]);
+    publish(pair, 12, [event(12, 1)]);
+    publish(pair, 12, [event(12, 2)]);
     await c.until(1);
     assert.deepEqual(c.got.map((e) => e.seq), [2]);
   });
 
   test('CLIENT KILL of its connections: the bus reconnects, fires onResync with every channel live again', async () => {
-    const { a, b, name, nextResync } = await faulty();
+    const pair = await faulty();
+    const { a, b, name, nextResync } = pair;
     const c = collector();
     await a.subscribeEvents(13, c.listener);
     const resynced = nextResync();
@@ -224,14 +291,15 @@ describe('redis bus under faults', { skip: backends[1]!.skip }, () => {
     await resynced;
     await within(5000, a.ping(), 'ping after reconnect');
     const commands = nextCommand(a, (cmd) => cmd.kind === 'signal');
-    b.publishEvents(13, [event(13, 1)]);
+    publish(pair, 13, [event(13, 1)]);
     b.publishCommand({ kind: 'signal', taskId: 13, name: 'go' });
     await c.until(1);
     await within(5000, commands, 'a command after reconnect');
   });
 
   test('a subscriber that stays connected but hears nothing is found by the probe, replaced, then onResync', async () => {
-    const { a, b, faults, nextResync } = await faulty();
+    const pair = await faulty();
+    const { a, faults, nextResync } = pair;
     const c = collector();
     await a.subscribeEvents(14, c.listener);
     const made = faults.subscribers;
@@ -239,7 +307,7 @@ describe('redis bus under faults', { skip: backends[1]!.skip }, () => {
     faults.deafen();
     await resynced;
     assert.equal(faults.subscribers, made + 1, 'a new subscriber connection was made');
-    b.publishEvents(14, [event(14, 1)]);
+    publish(pair, 14, [event(14, 1)]);
     await c.until(1);
   });
 
@@ -247,14 +315,65 @@ describe('redis bus under faults', { skip: backends[1]!.skip }, () => {
     const p = prefix();
     const a = redisBus({ url: REDIS_URL, prefix: p, inlineMaxBytes: 100 });
     const b = redisBus({ url: REDIS_URL, prefix: p, inlineMaxBytes: 100 });
+    const pair = { b, log: new Log() };
     closers.push(() => a.close(), () => b.close());
     await Promise.all([a.ready(), b.ready()]);
     const c = collector();
     await a.subscribeEvents(15, c.listener);
     const big = `{"pad":"${'x'.repeat(60)}"}`;
-    b.publishEvents(15, [event(15, 1, big), event(15, 2, big), event(15, 3, big)]);
+    publish(pair, 15, [event(15, 1, big), event(15, 2, big), event(15, 3, big)]);
     await c.until(1);
     assert.deepEqual(c.got.map((e) => e.seq), [3]);
     assert.equal(c.got[0]!.json, big);
+  });
+});
+
+describe('postgres bus under faults', { skip: pgSkip }, () => {
+  test('its listening connection terminated (pg_terminate_backend): it listens again, fires onResync, and hears what follows', async () => {
+    const url = await pgUrl();
+    const channel = `ts_bus_${process.pid}_${++pgChannels}`;
+    const log = new Log();
+    const a = postgresBus({ connectionString: url, channel, store: log });
+    const b = postgresBus({ connectionString: url, channel, store: log });
+    const pair = { b, log };
+    closers.push(() => a.close(), () => b.close());
+    await Promise.all([a.ready(), b.ready()]);
+    const c = collector();
+    await a.subscribeEvents(21, c.listener);
+    const resynced = within(10_000, new Promise<void>((resolve) => a.onResync(resolve)), 'onResync');
+    const admin = new pg.Client({ connectionString: url });
+    await admin.connect();
+    try {
+      const killed = await admin.query(
+        "SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE datname = current_database() AND query = $1 AND pid <> pg_backend_pid()",
+        [`LISTEN "${channel}"`],
+      );
+      assert.equal(killed.rowCount, 2, 'both listening connections (a and b) were found');
+    } finally {
+      await admin.end();
+    }
+    await resynced;
+    await within(5000, (async () => { for (;;) { try { await a.ping(); await b.ping(); return; } catch { await new Promise((r) => setTimeout(r, 50)); } } })(), 'ping after reconnect');
+    const signal = nextCommand(a, (cmd) => cmd.kind === 'signal');
+    publish(pair, 21, [event(21, 1)]);
+    b.publishCommand({ kind: 'signal', taskId: 21, name: 'go' });
+    await c.until(1);
+    await within(5000, signal, 'a command after reconnect');
+  });
+
+  test('a burst is coalesced: many batches of one task cost few notifications, and the subscriber still gets every event', async () => {
+    const url = await pgUrl();
+    const channel = `ts_bus_${process.pid}_${++pgChannels}`;
+    const log = new Log();
+    const a = postgresBus({ connectionString: url, channel, store: log });
+    const b = postgresBus({ connectionString: url, channel, store: log });
+    const pair = { b, log };
+    closers.push(() => a.close(), () => b.close());
+    await Promise.all([a.ready(), b.ready()]);
+    const c = collector();
+    await a.subscribeEvents(22, c.listener);
+    for (let seq = 1; seq <= 200; seq++) publish(pair, 22, [event(22, seq)]);
+    await c.until(200);
+    assert.deepEqual(c.got.map((e) => e.seq), Array.from({ length: 200 }, (_, i) => i + 1));
   });
 });
