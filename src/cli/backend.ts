@@ -57,8 +57,16 @@ async function openRedisBus(url: string, prefix: string | undefined, onError: (e
   return redisBus({ url, prefix, onError });
 }
 
-async function openPostgres(db: string, _bus: Bus | undefined, _via: string, _onBusError: (err: unknown) => void): Promise<Backend> {
-  throw new UsageError(`--db ${redact(db)}: PostgreSQL stores are not available in this build; use a SQLite file path`);
+/**
+ * PostgreSQL: the store's pool for tasks and events; without `--redis`, a LISTEN/NOTIFY bus on a
+ * small pool of its own that reads hinted events through the store.
+ */
+async function openPostgres(db: string, redis: Bus | undefined, via: string, onBusError: (err: unknown) => void): Promise<Backend> {
+  const { postgresStore, postgresBus } = await import('../store/postgres/index.js');
+  const store = postgresStore({ connectionString: db });
+  const bus = redis ?? postgresBus({ connectionString: db, store, onError: onBusError });
+  const how = redis === undefined ? ', bus PostgreSQL LISTEN/NOTIFY' : via;
+  return { store, bus, description: `store ${redact(db)}${how}` };
 }
 
 /** `--db`, with `TASKSTREAM_DB`. */

@@ -11,7 +11,7 @@ import { after, describe, test } from 'node:test';
 import pg from 'pg';
 import { createClient } from 'redis';
 import { LocalBus, type Bus, type Command, type EventRecord } from '../../src/index.js';
-import type { EventPage } from '../../src/store/types.js';
+import type { EventPage, TaskRecord } from '../../src/store/types.js';
 import { postgresBus } from '../../src/store/postgres/index.js';
 import { pgAdmin } from '../support/pg.js';
 import { redisBus } from '../../src/bus/redis/index.js';
@@ -41,6 +41,9 @@ class Log {
       if (list === undefined) this.#events.set(e.taskId, (list = []));
       list.push(e);
     }
+  }
+  async getTask(taskId: number): Promise<TaskRecord | undefined> {
+    return { lastSeq: this.#events.get(taskId)?.at(-1)?.seq ?? 0 } as TaskRecord;
   }
   async readEvents(taskId: number, afterSeq: number, page: { limit: number }): Promise<EventPage | undefined> {
     const all = this.#events.get(taskId) ?? [];

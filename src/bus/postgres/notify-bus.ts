@@ -23,7 +23,7 @@ export interface PostgresBusOptions {
    * watcher of it. Without it, watchers of tasks running elsewhere catch up through the hub's
    * position check (about once a second).
    */
-  readonly store?: Pick<Store, 'readEvents'>;
+  readonly store?: Pick<Store, 'readEvents' | 'getTask'>;
   /** Bus errors (a failed flush, a lost listener); reported once per outage. */
   readonly onError?: (err: unknown) => void;
   /** Notifications are coalesced and sent at most this often, after commit, in their own statement. Default 10 ms. */
@@ -255,9 +255,9 @@ export class PostgresBus implements Bus {
     const store = this.#options.store;
     if (first && store !== undefined) {
       try {
-        const page = await store.readEvents(taskId, Number.MAX_SAFE_INTEGER, { limit: 1 });
-        if (page !== undefined) {
-          this.#local.raiseSeen(taskId, page.lastSeq);
+        const task = await store.getTask(taskId);
+        if (task !== undefined) {
+          this.#local.raiseSeen(taskId, task.lastSeq);
           this.#positioned.add(taskId);
         }
       } catch (err) {
