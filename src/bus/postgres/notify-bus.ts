@@ -78,7 +78,9 @@ export class PostgresBus implements Bus {
     if (options.pool === undefined && options.connectionString === undefined) throw new TypeError('postgresBus: give connectionString or pool');
     const onError = options.onError ?? (() => {});
     this.#local = new Listeners(onError);
-    this.#errors = new ErrorGate(onError);
+    this.#errors = new ErrorGate((err) => {
+      if (!this.#closed) onError(err);
+    });
   }
 
   ready(): Promise<void> {

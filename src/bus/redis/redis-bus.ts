@@ -74,7 +74,10 @@ export class RedisBus implements Bus {
     this.#prefix = options.prefix ?? 'taskstream';
     const onError = options.onError ?? (() => {});
     this.#local = new Listeners(onError);
-    this.#errors = new ErrorGate(onError);
+    // After close, what close itself caused (commands rejected by destroy) is not news.
+    this.#errors = new ErrorGate((err) => {
+      if (!this.#closed) onError(err);
+    });
     this.#probeChannel = `${this.#prefix}:probe:${this.#id}`;
   }
 
