@@ -20,7 +20,10 @@ import { createParser } from 'eventsource-parser';
 import pg from 'pg';
 import { createClient } from 'redis';
 import { createNodeRedisClient, Queue, QueueEvents, RedisConnection } from 'bullmq';
-import { createTaskstream } from '../src/index.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createTaskstream, sqliteStore } from '../src/index.js';
 import { postgresStore } from '../src/store/postgres/index.js';
 import { redisBus } from '../src/bus/redis/index.js';
 
@@ -100,6 +103,16 @@ async function withDatabase<T>(work: (url: string) => Promise<T>): Promise<T> {
   }
 }
 
+/** A fresh SQLite file for one line, removed after it. */
+async function withSqliteFile<T>(work: (path: string) => Promise<T>): Promise<T> {
+  const dir = mkdtempSync(join(tmpdir(), 'taskstream-bench-cluster-'));
+  try {
+    return await work(join(dir, 'cluster.db'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function serveProcess(db: string, prefix: string): Promise<{ proc: ChildProcess; url: string }> {
   const { proc, match } = await child([RUN, 'serve', '--port', '0', '--db', db, '--redis', flags.redis, '--redis-prefix', prefix,
     '--no-examples', '--tasks', TASK_MODULE, '--concurrency', String(CONCURRENCY), '--log-level', 'warn'], /listening on (http:\/\/\S+)/);
@@ -121,12 +134,14 @@ interface Line { name: string; jobsPerSec: number; eventsPerSec: number; seconds
  * runtime in this process (same database and Redis prefix, no task types: it runs nothing)
  * subscribes to every task right after its create and reads it to its terminal event.
  */
-async function taskstreamThroughput(processes: number): Promise<Line> {
-  return withDatabase(async (db) => {
+async function taskstreamThroughput(processes: number, on: 'postgres' | 'sqlite'): Promise<Line> {
+  const database = on === 'postgres' ? withDatabase : withSqliteFile;
+  return database(async (db) => {
     const prefix = `ts-bus-bench-${randomBytes(4).toString('hex')}`;
     const servers: Array<{ proc: ChildProcess; url: string }> = [];
     for (let i = 0; i < processes; i++) servers.push(await serveProcess(db, prefix));
-    const watcher = await createTaskstream({ store: postgresStore({ connectionString: db }), bus: redisBus({ url: flags.redis, prefix }), tasks: [] });
+    const store = on === 'postgres' ? postgresStore({ connectionString: db }) : sqliteStore(db);
+    const watcher = await createTaskstream({ store, bus: redisBus({ url: flags.redis, prefix }), tasks: [] });
     try {
       let events = 0;
       const watched: Array<Promise<void>> = [];
@@ -148,7 +163,7 @@ async function taskstreamThroughput(processes: number): Promise<Line> {
       });
       await Promise.all(watched);
       const seconds = (performance.now() - t0) / 1000;
-      return { name: `taskstream, ${processes} serve process${processes > 1 ? 'es' : ''} (PostgreSQL + Redis)`, jobsPerSec: TASKS / seconds, eventsPerSec: events / seconds, seconds };
+      return { name: `taskstream, ${processes} serve process${processes > 1 ? 'es' : ''} (${on === 'postgres' ? 'PostgreSQL' : 'one SQLite file'} + Redis)`, jobsPerSec: TASKS / seconds, eventsPerSec: events / seconds, seconds };
     } finally {
       await watcher.close();
       for (const s of servers) await stop(s.proc);
@@ -161,7 +176,9 @@ async function bullmqThroughput(workers: number): Promise<Line> {
   const prefix = `ts-bus-bench-bull-${randomBytes(4).toString('hex')}`;
   const name = 'burst';
   const connection = {};
-  const queue = new Queue(name, { connection, prefix });
+  // BullMQ trims its event stream to 10,000 entries by default: keep all of this run's, or the watcher misses completions.
+  const queue = new Queue(name, { connection, prefix, streams: { events: { maxLen: (EVENTS + 2) * TASKS + 1000 } } });
+  await queue.waitUntilReady();
   const events = new QueueEvents(name, { connection, prefix });
   await events.waitUntilReady();
   const procs: ChildProcess[] = [];
@@ -260,13 +277,16 @@ async function bullmqLatency(): Promise<{ p50: number; p99: number; max: number 
 async function main(): Promise<void> {
   log(`cluster bench: ${TASKS} tasks × ${EVENTS} events, concurrency ${CONCURRENCY} per process; latency ${SAMPLES} events every ${TICK_MS} ms`);
   const lines: Line[] = [];
-  for (const run of [() => bullmqThroughput(1), () => taskstreamThroughput(1), () => bullmqThroughput(2), () => taskstreamThroughput(2)]) {
+  for (const run of [
+    () => bullmqThroughput(1), () => taskstreamThroughput(1, 'postgres'), () => taskstreamThroughput(1, 'sqlite'),
+    () => bullmqThroughput(2), () => taskstreamThroughput(2, 'postgres'), () => taskstreamThroughput(2, 'sqlite'),
+  ]) {
     const line = await run();
     log(`  ${line.name}: ${line.jobsPerSec.toFixed(0)} jobs/s (${line.seconds.toFixed(1)} s)`);
     lines.push(line);
   }
   const latency = { taskstream: await taskstreamLatency(), bullmq: await bullmqLatency() };
-  const [b1, t1, b2, t2] = lines as [Line, Line, Line, Line];
+  const [b1, t1, s1, b2, t2, s2] = lines as [Line, Line, Line, Line, Line, Line];
   if (flags.json) {
     process.stdout.write(`${JSON.stringify({ tasks: TASKS, events: EVENTS, lines, latency }, null, 2)}\n`);
     return;
@@ -277,7 +297,7 @@ async function main(): Promise<void> {
     '',
     '| | jobs/s | events/s delivered | ratio to BullMQ (same process count) |',
     '|---|---:|---:|---:|',
-    row(b1, b1), row(t1, b1), row(b2, b2), row(t2, b2),
+    row(b1, b1), row(t1, b1), row(s1, b1), row(b2, b2), row(t2, b2), row(s2, b2),
     '',
     `Cross-process latency: ${SAMPLES} events, one every ${TICK_MS} ms`,
     '',
