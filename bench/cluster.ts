@@ -119,10 +119,17 @@ async function serveProcess(db: string, prefix: string): Promise<{ proc: ChildPr
   return { proc, url: match[1]! };
 }
 
-/** Runs `count` calls of `fn` with at most IN_FLIGHT at once. */
-async function pool(count: number, fn: (i: number) => Promise<void>): Promise<void> {
+/**
+ * taskstream's producer is closed-loop: a slot creates a task and watches it to its end, and at most
+ * WATCHED tasks are created and unfinished at once (more than every process's concurrency, so no
+ * process waits for work); an open-loop producer would only pile up pending tasks and watchers.
+ */
+const WATCHED = 500;
+
+/** Runs `count` calls of `fn` with at most `slots` at once. */
+async function pool(count: number, fn: (i: number) => Promise<void>, slots = IN_FLIGHT): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(IN_FLIGHT, count) }, async () => {
+  await Promise.all(Array.from({ length: Math.min(slots, count) }, async () => {
     while (next < count) await fn(next++);
   }));
 }
@@ -140,28 +147,24 @@ async function taskstreamThroughput(processes: number, on: 'postgres' | 'sqlite'
     const prefix = `ts-bus-bench-${randomBytes(4).toString('hex')}`;
     const servers: Array<{ proc: ChildProcess; url: string }> = [];
     for (let i = 0; i < processes; i++) servers.push(await serveProcess(db, prefix));
-    const store = on === 'postgres' ? postgresStore({ connectionString: db }) : sqliteStore(db);
+    const store = on === 'postgres' ? postgresStore({ connectionString: db, max: 20 }) : sqliteStore(db);
     const watcher = await createTaskstream({ store, bus: redisBus({ url: flags.redis, prefix }), tasks: [] });
     try {
       let events = 0;
-      const watched: Array<Promise<void>> = [];
       const t0 = performance.now();
       await pool(TASKS, async (i) => {
         const res = await fetch(`${servers[i % processes]!.url}/tasks/bench/Burst`, {
           method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ events: EVENTS }),
         });
         const { id } = (await res.json()) as { id: number };
-        watched.push((async () => {
-          let n = 0;
-          for await (const e of await watcher.subscribe(id)) {
-            n++;
-            if (e.seq !== n) throw new Error(`task ${id}: seq ${e.seq} after ${n - 1}`);
-          }
-          if (n !== EVENTS + 1) throw new Error(`task ${id}: ${n} events, expected ${EVENTS + 1}`);
-          events += n;
-        })());
-      });
-      await Promise.all(watched);
+        let n = 0;
+        for await (const e of await watcher.subscribe(id)) {
+          n++;
+          if (e.seq !== n) throw new Error(`task ${id}: seq ${e.seq} after ${n - 1}`);
+        }
+        if (n !== EVENTS + 1) throw new Error(`task ${id}: ${n} events, expected ${EVENTS + 1}`);
+        events += n;
+      }, WATCHED);
       const seconds = (performance.now() - t0) / 1000;
       return { name: `taskstream, ${processes} serve process${processes > 1 ? 'es' : ''} (${on === 'postgres' ? 'PostgreSQL' : 'one SQLite file'} + Redis)`, jobsPerSec: TASKS / seconds, eventsPerSec: events / seconds, seconds };
     } finally {
