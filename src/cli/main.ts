@@ -12,7 +12,7 @@ import {
   EXIT, parseChoice, parseDuration, parseIntRange, parseJson, parseJsonObject, parseKind, parseName, parseNonNegativeInt, parsePort,
   parsePositiveInt, parseRef, parseUrl, reason, UsageError,
 } from './args.js';
-import { cleanup, migrate } from './db.js';
+import { cleanupCommand as cleanup, dbOption, migrateCommand as migrate, redisOptions } from './backend.js';
 import { cancelCommand, createCommand, listCommand, signalCommand, tailCommand, type RemoteIo } from './remote.js';
 import { serve, type Io } from './serve.js';
 
@@ -74,7 +74,9 @@ serve's drain short, or Ctrl-C stopped tail.`)
     .option('--port <n>', 'TCP port (0 picks a free one)', parsePort, 8888)
     .option('--host <host>', 'address to bind', '127.0.0.1')
     .addOption(new Option('--socket <path>', 'bind a Unix socket instead of a TCP port').conflicts(['port', 'host']))
-    .option('--db <path>', 'SQLite database file', './taskstream.db')
+    .addOption(dbOption())
+    .addOption(redisOptions()[0]!)
+    .addOption(redisOptions()[1]!)
     .option('--tasks <module>', 'JS or TS module exporting your own task definitions')
     .option('--no-examples', 'do not serve the example tasks under app "examples"')
     .option('--concurrency <n>', 'runs at once in this process', parsePositiveInt)
@@ -82,7 +84,7 @@ serve's drain short, or Ctrl-C stopped tail.`)
     .option('--lease-ms <ms>', 'run lease; after a crash, runs are taken over once it expires (default 10000)', parsePositiveInt)
     .option('--insecure', 'allow binding a non-loopback address without a secret')
     .addOption(new Option('--log-level <level>', 'log level (logs are JSON on stderr)').choices(['debug', 'info', 'warn', 'error', 'silent']).default('info'))
-    .action(async (o: { port: number; host: string; socket?: string; db: string; tasks?: string; examples: boolean; concurrency?: number; shutdownTimeout: number; leaseMs?: number; insecure?: boolean; logLevel: string }) => {
+    .action(async (o: { port: number; host: string; socket?: string; db: string; redis?: string; redisPrefix?: string; tasks?: string; examples: boolean; concurrency?: number; shutdownTimeout: number; leaseMs?: number; insecure?: boolean; logLevel: string }) => {
       setCode(await serve(o, io satisfies Io));
     });
 
@@ -138,14 +140,14 @@ serve's drain short, or Ctrl-C stopped tail.`)
     .description('delete finished tasks older than a duration, directly in the database (no server)')
     .requiredOption('--older-than <duration>', 'e.g. 30s, 15m, 1h, 7d', parseDuration)
     .option('--dry-run', 'only count what would be deleted')
-    .option('--db <path>', 'SQLite database file', './taskstream.db')
+    .addOption(dbOption())
     .action(async (o: { olderThan: number; dryRun?: boolean; db: string }) => {
       await cleanup(o, io.out);
     });
 
   program.command('migrate')
     .description('apply database migrations and print what was done')
-    .option('--db <path>', 'SQLite database file', './taskstream.db')
+    .addOption(dbOption())
     .action(async (o: { db: string }) => {
       await migrate(o, io.out);
     });

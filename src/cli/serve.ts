@@ -14,9 +14,10 @@ import { resolve } from 'node:path';
 import { pino } from 'pino';
 import { exampleTasks } from '../../examples/tasks.js';
 import { createHandler } from '../http/index.js';
-import { createTaskstream, sqliteStore, type AnyTaskDefinition, type Logger, type Taskstream } from '../index.js';
+import { createTaskstream, type AnyTaskDefinition, type Logger, type Taskstream } from '../index.js';
 import { EXIT, UsageError, reason } from './args.js';
 import { checkDbPath } from './db.js';
+import { isPostgresUrl, openBackend } from './backend.js';
 import { loadTaskModule } from './load-tasks.js';
 
 export interface ServeOptions {
@@ -24,6 +25,8 @@ export interface ServeOptions {
   readonly host: string;
   readonly socket?: string;
   readonly db: string;
+  readonly redis?: string;
+  readonly redisPrefix?: string;
   readonly tasks?: string;
   readonly examples: boolean;
   readonly shutdownTimeout: number;
@@ -42,7 +45,7 @@ const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost', '::ffff:127.0.0.1']);
 
 /** Runs the server until a signal has shut it down; resolves with the process's exit code. */
 export async function serve(options: ServeOptions, io: Io): Promise<number> {
-  const dbPath = checkDbPath(options.db);
+  const dbPath = isPostgresUrl(options.db) ? options.db : checkDbPath(options.db);
   if (options.socket === undefined && !LOOPBACK.has(options.host) && !/^127\./.test(options.host) && options.insecure !== true) {
     throw new UsageError(`--host ${options.host}: refusing to serve an open server beyond loopback; pass --insecure to do it anyway`);
   }
@@ -51,8 +54,9 @@ export async function serve(options: ServeOptions, io: Io): Promise<number> {
   if (tasks.length === 0) throw new UsageError('no task types to serve: --no-examples needs --tasks MODULE');
 
   const logger = pino({ name: 'taskstream', level: options.logLevel }, pino.destination({ fd: 2, sync: true })) as Logger;
-  const runtime = await createTaskstream({ store: sqliteStore(dbPath), tasks, logger, concurrency: options.concurrency, leaseMs: options.leaseMs });
-  io.out(`taskstream: store ${dbPath} opened and migrated`);
+  const backend = await openBackend({ ...options, db: dbPath }, (err) => logger.warn({ err }, 'taskstream: bus error (streams catch up from the store)'));
+  const runtime = await createTaskstream({ store: backend.store, bus: backend.bus, tasks, logger, concurrency: options.concurrency, leaseMs: options.leaseMs });
+  io.out(`taskstream: ${backend.description} opened and migrated`);
   io.out(`taskstream: ${tasks.length} task types: ${tasks.map((t) => `${t.app}/${t.type}`).join(', ')}`);
   logTaskLifecycle(runtime, logger);
 

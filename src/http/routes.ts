@@ -111,19 +111,27 @@ export async function route(runtime: Taskstream, req: HttpRequest, options: Rout
 }
 
 async function ready(runtime: Taskstream): Promise<Reply> {
-  let store = 'ok';
-  try {
-    if (runtime.closed) store = 'closed';
-    else await runtime.store.ping();
-  } catch {
-    store = 'error';
-  }
-  const bus = runtime.closed ? 'closed' : 'ok';
+  // Each dependency is asked for real, each within a short bound, both at once: a hung connection
+  // answers 503 in about a second rather than holding the load balancer's probe.
+  const check = async (probe: () => Promise<void>): Promise<string> => {
+    if (runtime.closed) return 'closed';
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<string>((resolve) => { timer = setTimeout(() => resolve('timeout'), READY_CHECK_MS); });
+    try {
+      return await Promise.race([probe().then(() => 'ok', () => 'error'), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  const [store, bus] = await Promise.all([check(() => runtime.store.ping()), check(() => runtime.bus.ping())]);
   const draining = runtime.closed;
-  const ok = !draining && store === 'ok';
+  const ok = !draining && store === 'ok' && bus === 'ok';
   const { running, subscribers } = runtime.stats;
   return json(ok ? 200 : 503, { status: draining ? 'draining' : ok ? 'ready' : 'unavailable', checks: { store, bus }, running, subscribers });
 }
+
+/** How long `/ready` waits for each of store and bus. */
+const READY_CHECK_MS = 1000;
 
 async function create(runtime: Taskstream, req: HttpRequest, options: RouteOptions, app: string, type: string): Promise<Reply> {
   if (!runtime.definitions.some((d) => d.app === app && d.type === type)) {

@@ -28,10 +28,10 @@ export interface SseOptions {
  * One SSE response: a hub sink that writes each event's shared frame. Transport-free; the Node
  * and Fetch adapters give it a transport.
  *
- * Backpressure: when the client's backlog passes `maxBufferedBytes` the session detaches from the
- * hub (memory stays bounded: nothing more is queued for it) and waits for the backlog to drain;
- * then it re-attaches at its last written seq, so what it missed is read from the store. A client
- * that takes nothing for `stalledClientMs` is dropped; it resumes with Last-Event-ID.
+ * Backpressure: when the client's backlog passes `maxBufferedBytes` the session tells the hub it
+ * is full; the hub pauses it (queueing nothing more for it, keeping at most the page it had read)
+ * and resumes it once the backlog has drained, from where it stopped: nothing is read twice. A
+ * client that takes nothing for `stalledClientMs` is dropped; it resumes with Last-Event-ID.
  */
 export class SseSession implements Sink {
   readonly #transport: SseTransport;
@@ -75,9 +75,23 @@ export class SseSession implements Sink {
     if (!this.#ended && this.#stallTimer === undefined) this.#transport.write(PING);
   }
 
+  /** The hub paused this stream (its backlog is full): resume once the client has taken it. */
+  onDrain(resume: () => void): void {
+    if (this.#ended) return;
+    this.#stallTimer = setTimeout(() => {
+      if (this.#ended) return;
+      this.#finish();
+      this.#transport.destroy();
+    }, this.#options.stalledClientMs);
+    this.#transport.onDrain(() => {
+      clearTimeout(this.#stallTimer);
+      this.#stallTimer = undefined;
+      if (!this.#ended) resume();
+    });
+  }
+
   end(reason: EndReason): void {
     if (this.#ended) return;
-    if (reason === 'overflow') return this.#pause();
     this.#finish();
     if (reason === 'error') this.#transport.destroy();
     else this.#transport.end();
@@ -92,20 +106,6 @@ export class SseSession implements Sink {
     const detach = this.#runtime!.watch(this.#taskId, this.#cursor, this);
     if (this.#ended) detach();
     else this.#detach = detach;
-  }
-
-  #pause(): void {
-    this.#detach = undefined;
-    this.#stallTimer = setTimeout(() => {
-      if (this.#ended) return;
-      this.#finish();
-      this.#transport.destroy();
-    }, this.#options.stalledClientMs);
-    this.#transport.onDrain(() => {
-      clearTimeout(this.#stallTimer);
-      this.#stallTimer = undefined;
-      if (!this.#ended) this.#attach();
-    });
   }
 
   #finish(): void {

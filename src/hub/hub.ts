@@ -1,62 +1,111 @@
 import type { Bus } from '../bus/types.js';
-import type { EventRecord, Store } from '../store/types.js';
+import type { EventPage, EventRecord, PageLimit, Store } from '../store/types.js';
 import { TERMINAL_STATUSES } from '../store/types.js';
+import { runtimeEvents } from '../task/events.js';
 import { TERMINAL_EVENTS } from '../task/names.js';
 
 /**
- * Where a watcher gets its events: anything that can take events one by one. `event` returns false
- * when the sink's bounded buffer is full; the hub then detaches it with `end('overflow')` and the
- * sink resumes from the store by seq (the SSE sink closes the response; the client reconnects with
- * Last-Event-ID).
+ * Where a watcher gets its events: anything that can take events one by one.
+ *
+ * `event` takes the event and returns false when the sink is now full. A sink with `onDrain` is
+ * then paused: the hub hands it nothing more until it calls the `resume` it was given, keeps
+ * what it already read for it (at most one page), and remembers only the highest seq announced
+ * meanwhile, so a paused sink holds no growing queue. A sink without `onDrain` is ended with
+ * `overflow` instead, and resumes from the store by seq itself.
  */
 export interface Sink {
   event(event: EventRecord): boolean;
   end(reason: EndReason): void;
+  onDrain?(resume: () => void): void;
 }
 export type EndReason = 'terminal' | 'overflow' | 'closed' | 'error';
 
+export interface HubOptions {
+  /** Rows per history read. Default 1000. */
+  readonly pageRows?: number;
+  /** Bytes of event data per history read (a page holds at least one row). Default 256 KiB. */
+  readonly pageBytes?: number;
+  /** How often each watched task's stored position is compared with what was delivered. Default 1000 ms. */
+  readonly positionCheckMs?: number;
+}
+
+type State = 'replay' | 'live' | 'paused' | 'done';
+
 interface Watcher {
   readonly sink: Sink;
-  /** Highest seq handed to the sink. */
+  /** Highest seq handed to the sink (or named by a gap). */
   cursor: number;
-  /** While replaying from the store, live events wait here (bounded; overflow forces another read). */
-  pending: EventRecord[] | null;
-  lostPending: boolean;
-  done: boolean;
+  state: State;
+  /** Read from the store (or taken from a bus batch) and not handed over yet: at most one page. */
+  kept: readonly EventRecord[];
+  keptAt: number;
+  /** Highest seq known to exist: the last read's `lastSeq`, or what the bus announced since. -1 before the first read. */
+  known: number;
+  /** Positioned past the end of a running task (a Last-Event-ID beyond its log): its terminal event is still due. */
+  beyond: boolean;
+  /** A paused watcher reads one page ahead while its sink drains, then waits. */
+  prefetched: boolean;
+  pumping: boolean;
 }
 
 interface Entry {
+  readonly taskId: number;
   readonly watchers: Set<Watcher>;
-  /** Settles once the bus subscription is live; a watcher reads the store only after that. */
-  readonly live: Promise<void>;
+  /** Resolves true once the bus subscription is live (false if it failed); watchers read the store only after that. */
+  readonly live: Promise<boolean>;
   unsubscribe: (() => void) | undefined;
   removed: boolean;
+  checking: boolean;
 }
 
-const REPLAY_PAGE = 1000;
-const MAX_PENDING = 10_000;
+const EMPTY: readonly EventRecord[] = [];
+
+/** A watcher's state as it is now: calls (a sink's callbacks) and awaits change it behind TypeScript's narrowing. */
+function stateOf(w: Watcher): State {
+  return w.state;
+}
 
 /**
- * Per-process fan-out. One bus subscription per watched task, however many watchers it has; every
- * watcher of a task gets the same event objects.
+ * Per-process fan-out and replay. One bus subscription per watched task, however many watchers it
+ * has; every live watcher of a task gets the same event objects.
  *
- * Hand-over (no gap, no duplicate): a watcher subscribes first, then reads the log after its
- * cursor, parking live events meanwhile; then it takes the parked events above its cursor. A live
- * event that skips ahead of the cursor (possible when the bus ran ahead of a read) sends the
- * watcher back to the store for the missing range. Events are stored before they are published,
- * so the store always has what the bus announced.
+ * A watcher is in one of three states:
+ * - `replay`: it reads the log after its cursor from the store, a page at a time (bounded in rows
+ *   and bytes), and hands each page over. Live events are not queued for it; the hub only notes the
+ *   highest seq the bus announced, and the watcher keeps reading until it has reached that.
+ * - `live`: the bus's events are handed over as they arrive. A seq that skips ahead (the bus ran
+ *   ahead of a read, or lost a message) sends the watcher back to `replay`.
+ * - `paused`: its sink is full. What was read for it stays kept (never re-read); while the sink
+ *   drains, one page is read ahead, so reading the next page overlaps writing the last.
+ * Memory per watcher: at most one page plus its sink's own bounded buffer, whatever the log's size.
+ *
+ * Hand-over (no gap, no duplicate): subscribe first and wait until the subscription is live, then
+ * read. Events are stored before they are published, so whatever the bus announces is in the
+ * store by the time a watcher reads it.
+ *
+ * Position check: a bus may lose messages (at-most-once), and a second process on the same store
+ * publishes on a bus this one does not hear. Every `positionCheckMs`, and at once after the bus
+ * says it resynced, one read per watched task (not per watcher) compares the stored last seq with
+ * each live watcher's cursor; a watcher behind it goes back to `replay`.
  */
 export class Hub {
   readonly #entries = new Map<number, Entry>();
   readonly #store: Store;
   readonly #bus: Bus;
   readonly #onError: (err: unknown) => void;
+  readonly #page: PageLimit;
+  readonly #checkMs: number;
+  readonly #offResync: () => void;
+  #timer: NodeJS.Timeout | undefined;
   #closed = false;
 
-  constructor(store: Store, bus: Bus, onError: (err: unknown) => void) {
+  constructor(store: Store, bus: Bus, onError: (err: unknown) => void, options: HubOptions = {}) {
     this.#store = store;
     this.#bus = bus;
     this.#onError = onError;
+    this.#page = { limit: options.pageRows ?? 1000, maxBytes: options.pageBytes ?? 256 * 1024 };
+    this.#checkMs = options.positionCheckMs ?? 1000;
+    this.#offResync = bus.onResync(() => this.checkPositions());
   }
 
   /** Number of attached watchers, across tasks. */
@@ -73,145 +122,253 @@ export class Hub {
       return () => {};
     }
     const entry = this.#entries.get(taskId) ?? this.#subscribe(taskId);
-    const watcher: Watcher = { sink, cursor: afterSeq, pending: [], lostPending: false, done: false };
+    const watcher: Watcher = {
+      sink, cursor: afterSeq, state: 'replay', kept: EMPTY, keptAt: 0, known: -1, beyond: false, prefetched: false, pumping: false,
+    };
     entry.watchers.add(watcher);
-    void this.#catchUp(taskId, watcher, entry.live);
-    return () => this.#detach(taskId, watcher);
-  }
-
-  #subscribe(taskId: number): Entry {
-    const entry: Entry = { watchers: new Set(), live: Promise.resolve(), unsubscribe: undefined, removed: false };
-    (entry as { live: Promise<void> }).live = this.#bus.subscribeEvents(taskId, (events) => this.#onLive(taskId, events)).then((unsubscribe) => {
-      // Every watcher left while SUBSCRIBE was in flight: let go of it at once.
-      if (entry.removed) unsubscribe();
-      else entry.unsubscribe = unsubscribe;
-    });
-    this.#entries.set(taskId, entry);
-    return entry;
+    void this.#pump(entry, watcher);
+    return () => this.#detach(entry, watcher);
   }
 
   /** Ends every watcher (shutdown): each has had every event stored and published so far. */
   close(): void {
     this.#closed = true;
-    for (const [taskId, entry] of this.#entries) {
-      for (const watcher of entry.watchers) this.#finish(taskId, watcher, 'closed');
-    }
-  }
-
-  #onLive(taskId: number, events: readonly EventRecord[]): void {
-    const entry = this.#entries.get(taskId);
-    if (entry === undefined) return;
-    for (const watcher of entry.watchers) {
-      if (watcher.pending !== null) {
-        if (watcher.pending.length + events.length > MAX_PENDING) {
-          watcher.pending.length = 0;
-          watcher.lostPending = true;
-        } else {
-          for (const e of events) watcher.pending.push(e);
-        }
-        continue;
-      }
-      for (const e of events) {
-        if (watcher.done) break;
-        if (e.seq <= watcher.cursor) continue;
-        if (e.seq > watcher.cursor + 1) {
-          watcher.pending = [];
-          void this.#catchUp(taskId, watcher);
-          break;
-        }
-        this.#deliver(taskId, watcher, e);
-      }
-    }
-  }
-
-  async #catchUp(taskId: number, watcher: Watcher, live?: Promise<void>): Promise<void> {
-    try {
-      await live;
-      for (;;) {
-        const page = await this.#store.readEvents(taskId, watcher.cursor, { limit: REPLAY_PAGE });
-        if (watcher.done) return;
-        const rows = page?.events ?? [];
-        if (rows.length === 0 && (await this.#endedBy(taskId, watcher.cursor))) {
-          // Attached at or past a finished task's last event (a reconnect after `complete`):
-          // nothing will ever be published again, so end now instead of waiting forever.
-          this.#finish(taskId, watcher, 'terminal');
-          return;
-        }
-        for (const e of rows) {
-          if (e.seq !== watcher.cursor + 1) continue;
-          if (!this.#deliver(taskId, watcher, e)) return;
-        }
-        if (rows.length === REPLAY_PAGE) continue;
-        const parked = watcher.pending ?? [];
-        const lost = watcher.lostPending;
-        watcher.lostPending = false;
-        const ahead = parked.filter((e) => e.seq > watcher.cursor);
-        if (lost || (ahead.length > 0 && ahead[0]!.seq !== watcher.cursor + 1)) {
-          watcher.pending = [];
-          continue;
-        }
-        watcher.pending = null;
-        for (const e of ahead) {
-          if (e.seq !== watcher.cursor + 1) continue;
-          if (!this.#deliver(taskId, watcher, e)) return;
-        }
-        return;
-      }
-    } catch (err) {
-      this.#onError(err);
-      this.#finish(taskId, watcher, 'error');
+    this.#offResync();
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+    for (const entry of this.#entries.values()) {
+      for (const watcher of entry.watchers) this.#finish(entry, watcher, 'closed');
     }
   }
 
   /**
-   * Whether the task is finished with no event after `cursor`. The terminal event is written in the
-   * same transaction as the status, so a finished task's log is complete up to its `lastSeq`.
+   * The position check: one read per watched task with a live watcher; a watcher whose cursor is
+   * behind the stored last seq (a lost bus message, a publisher on another bus) reads the rest
+   * from the store. Runs on a timer and after every bus resync; callable at any time.
    */
-  async #endedBy(taskId: number, cursor: number): Promise<boolean> {
-    const task = await this.#store.getTask(taskId);
-    return task !== undefined && TERMINAL_STATUSES.has(task.status) && task.lastSeq <= cursor;
+  checkPositions(): void {
+    for (const entry of this.#entries.values()) {
+      if (entry.checking) continue;
+      for (const w of entry.watchers) {
+        if (w.state !== 'live') continue;
+        void this.#check(entry);
+        break;
+      }
+    }
   }
 
-  /** Hands one event over; returns false once the watcher is done (terminal, overflow). */
-  #deliver(taskId: number, watcher: Watcher, event: EventRecord): boolean {
-    watcher.cursor = event.seq;
+  #subscribe(taskId: number): Entry {
+    let resolveLive!: (live: boolean) => void;
+    const entry: Entry = {
+      taskId, watchers: new Set(), live: new Promise((resolve) => (resolveLive = resolve)),
+      unsubscribe: undefined, removed: false, checking: false,
+    };
+    this.#entries.set(taskId, entry);
+    this.#bus.subscribeEvents(taskId, (events) => this.#onLive(entry, events)).then(
+      (unsubscribe) => {
+        // Every watcher left while SUBSCRIBE was in flight: let go of it at once.
+        if (entry.removed) unsubscribe();
+        else entry.unsubscribe = unsubscribe;
+        resolveLive(true);
+      },
+      (err: unknown) => {
+        // A later attach subscribes afresh; the watchers of this attempt end with an error.
+        this.#onError(err);
+        if (this.#entries.get(taskId) === entry) this.#entries.delete(taskId);
+        entry.removed = true;
+        for (const w of entry.watchers) this.#finish(entry, w, 'error');
+        resolveLive(false);
+      },
+    );
+    this.#timer ??= setInterval(() => this.checkPositions(), this.#checkMs);
+    this.#timer.unref();
+    return entry;
+  }
+
+  #onLive(entry: Entry, events: readonly EventRecord[]): void {
+    if (events.length === 0) return;
+    const top = events[events.length - 1]!.seq;
+    for (const watcher of entry.watchers) {
+      if (watcher.state !== 'live') {
+        if (top > watcher.known) watcher.known = top;
+        continue;
+      }
+      for (let i = 0; i < events.length; i++) {
+        const e = events[i]!;
+        if (e.seq <= watcher.cursor) {
+          // A stream positioned past the end still gets the terminal event, and ends.
+          if (watcher.beyond && TERMINAL_EVENTS.has(e.type)) this.#give(entry, watcher, e);
+          continue;
+        }
+        if (e.seq > watcher.cursor + 1) {
+          this.#toReplay(entry, watcher, top);
+          break;
+        }
+        if (!this.#give(entry, watcher, e)) {
+          if (stateOf(watcher) === 'paused') {
+            // The rest of this batch is already in memory (shared): keep it rather than read it again.
+            watcher.kept = events;
+            watcher.keptAt = i + 1;
+            if (top > watcher.known) watcher.known = top;
+            void this.#pump(entry, watcher);
+          }
+          break;
+        }
+      }
+    }
+  }
+
+  #toReplay(entry: Entry, watcher: Watcher, known: number): void {
+    watcher.state = 'replay';
+    if (known > watcher.known) watcher.known = known;
+    void this.#pump(entry, watcher);
+  }
+
+  /**
+   * The replay loop of one watcher (one at a time): hand over what is kept, read the next page,
+   * go live once the cursor has reached every seq known to exist.
+   */
+  async #pump(entry: Entry, w: Watcher): Promise<void> {
+    if (w.pumping) return;
+    w.pumping = true;
+    try {
+      if (!(await entry.live)) return;
+      for (;;) {
+        if (w.state === 'done' || w.state === 'live') return;
+        if (w.keptAt < w.kept.length) {
+          if (w.state === 'paused') return;
+          const e = w.kept[w.keptAt++]!;
+          if (w.keptAt === w.kept.length) {
+            w.kept = EMPTY;
+            w.keptAt = 0;
+          }
+          if (e.seq === w.cursor + 1) this.#give(entry, w, e);
+          else if (e.seq > w.cursor) this.#drop(w); // not the next one: read on from the cursor instead
+          continue;
+        }
+        if (w.state === 'replay' && w.known >= 0 && w.cursor >= w.known) {
+          w.state = 'live';
+          return;
+        }
+        if (w.state === 'paused' && w.prefetched) return;
+        const page = await this.#store.readEvents(entry.taskId, w.cursor, this.#page);
+        if (stateOf(w) === 'done') return;
+        if (w.state === 'paused') w.prefetched = true;
+        if (page === undefined) throw new Error(`task ${entry.taskId} no longer exists`);
+        if (!(await this.#take(entry, w, page))) return;
+      }
+    } catch (err) {
+      this.#onError(err);
+      this.#finish(entry, w, 'error');
+    } finally {
+      w.pumping = false;
+    }
+  }
+
+  /** Takes a page read for `w`: ends a finished log, names a pruned range with a gap, keeps the rest. False once done. */
+  async #take(entry: Entry, w: Watcher, page: EventPage): Promise<boolean> {
+    const finished = TERMINAL_STATUSES.has(page.status);
+    if (page.events.length === 0 && finished && w.cursor >= page.lastSeq) {
+      if (w.beyond && w.cursor > page.lastSeq) {
+        // Waiting past the end when the task finished: its terminal event is the stream's last frame.
+        const last = await this.#store.readEvents(entry.taskId, page.lastSeq - 1, { limit: 1 });
+        const terminal = last?.events[0];
+        if (terminal !== undefined && w.state !== 'done') this.#give(entry, w, terminal);
+      }
+      // Attached at or past a finished task's last event (a reconnect after `complete`): nothing
+      // will ever be published again, so end now instead of waiting forever.
+      this.#finish(entry, w, 'terminal');
+      return false;
+    }
+    if (!finished && page.lastSeq < w.cursor) w.beyond = true;
+    if (page.lastSeq > w.known) w.known = page.lastSeq;
+    w.kept = page.events;
+    w.keptAt = 0;
+    if (page.firstSeq > w.cursor + 1 && page.events.length > 0) {
+      // Retention removed events this watcher never had: say so once, then go on from the window.
+      const gap = runtimeEvents.gap(w.cursor + 1, page.firstSeq - 1);
+      this.#give(entry, w, { taskId: entry.taskId, seq: page.firstSeq - 1, type: gap.type, json: gap.json, at: Date.now() });
+    }
+    return w.state !== 'done';
+  }
+
+  async #check(entry: Entry): Promise<void> {
+    entry.checking = true;
+    try {
+      const page = await this.#store.readEvents(entry.taskId, Number.MAX_SAFE_INTEGER, { limit: 1 });
+      if (page === undefined || entry.removed) return;
+      const finished = TERMINAL_STATUSES.has(page.status);
+      for (const w of entry.watchers) {
+        if (w.state === 'live' && (w.cursor < page.lastSeq || finished)) this.#toReplay(entry, w, page.lastSeq);
+      }
+    } catch (err) {
+      this.#onError(err);
+    } finally {
+      entry.checking = false;
+    }
+  }
+
+  /** Hands one event over; returns false once the watcher stops taking (done or paused). */
+  #give(entry: Entry, w: Watcher, event: EventRecord): boolean {
+    w.cursor = event.seq;
     let accepted: boolean;
     try {
-      accepted = watcher.sink.event(event);
+      accepted = w.sink.event(event);
     } catch (err) {
       this.#onError(err);
-      this.#finish(taskId, watcher, 'error');
+      this.#finish(entry, w, 'error');
       return false;
     }
-    if (!accepted) {
-      this.#finish(taskId, watcher, 'overflow');
-      return false;
-    }
+    if (w.state === 'done') return false; // the sink detached itself
     if (TERMINAL_EVENTS.has(event.type)) {
-      this.#finish(taskId, watcher, 'terminal');
+      this.#finish(entry, w, 'terminal');
       return false;
     }
-    return true;
+    if (accepted) return true;
+    if (w.sink.onDrain === undefined) {
+      this.#finish(entry, w, 'overflow');
+      return false;
+    }
+    // Paused: the replay loop (the caller's, or the one onLive starts) reads one page ahead while
+    // the sink drains, unless the current page or batch still has events kept.
+    w.state = 'paused';
+    w.prefetched = false;
+    w.sink.onDrain(() => this.#resume(entry, w));
+    return false;
   }
 
-  #finish(taskId: number, watcher: Watcher, reason: EndReason): void {
-    if (watcher.done) return;
-    this.#detach(taskId, watcher);
+  #resume(entry: Entry, w: Watcher): void {
+    if (w.state !== 'paused') return;
+    w.state = 'replay';
+    w.prefetched = false;
+    void this.#pump(entry, w);
+  }
+
+  #drop(w: Watcher): void {
+    w.kept = EMPTY;
+    w.keptAt = 0;
+  }
+
+  #finish(entry: Entry, w: Watcher, reason: EndReason): void {
+    if (w.state === 'done') return;
+    this.#detach(entry, w);
     try {
-      watcher.sink.end(reason);
+      w.sink.end(reason);
     } catch (err) {
       this.#onError(err);
     }
   }
 
-  #detach(taskId: number, watcher: Watcher): void {
-    watcher.done = true;
-    const entry = this.#entries.get(taskId);
-    if (entry === undefined || !entry.watchers.delete(watcher)) return;
-    if (entry.watchers.size === 0) {
-      entry.removed = true;
-      entry.unsubscribe?.();
-      this.#entries.delete(taskId);
+  #detach(entry: Entry, w: Watcher): void {
+    w.state = 'done';
+    this.#drop(w);
+    if (!entry.watchers.delete(w) || entry.watchers.size > 0) return;
+    entry.removed = true;
+    entry.unsubscribe?.();
+    if (this.#entries.get(entry.taskId) === entry) this.#entries.delete(entry.taskId);
+    if (this.#entries.size === 0) {
+      clearInterval(this.#timer);
+      this.#timer = undefined;
     }
   }
 }

@@ -36,6 +36,12 @@ export interface TaskstreamOptions {
   readonly maxEventBytes?: number;
   /** Events a `subscribe()` reader may fall behind before it reads from the store instead. Default 1000. */
   readonly subscriberBuffer?: number;
+  /**
+   * How often each watched task's stored last seq is compared with what its watchers got (one read
+   * per watched task): repairs a lost bus message, or events written by another process on the
+   * same store that this process's bus does not hear. Default 1000 ms.
+   */
+  readonly positionCheckMs?: number;
   readonly logger?: Logger;
   /** This process's name in leases. Default: a random UUID. */
   readonly owner?: string;
@@ -59,7 +65,7 @@ export interface CreateResult {
   readonly created: boolean;
 }
 
-const DEFAULTS = { concurrency: 10, leaseMs: 10_000, sweepIntervalMs: 1000, graceMs: 5000, maxEventBytes: 1 << 20, subscriberBuffer: 1000 };
+const DEFAULTS = { concurrency: 10, leaseMs: 10_000, sweepIntervalMs: 1000, graceMs: 5000, maxEventBytes: 1 << 20, subscriberBuffer: 1000, positionCheckMs: 1000 };
 
 /** Creates a runtime: migrates the store, connects the bus, and starts claiming work. */
 export async function createTaskstream(options: TaskstreamOptions): Promise<Taskstream> {
@@ -96,7 +102,7 @@ export class Taskstream implements AsyncDisposable {
     for (const key of Object.keys(DEFAULTS) as Array<keyof typeof DEFAULTS>) {
       const value = options[key];
       if (value === undefined) continue;
-      if (key === 'leaseMs' || key === 'sweepIntervalMs' || key === 'graceMs') checkDelay(`createTaskstream: ${key}`, value);
+      if (key === 'leaseMs' || key === 'sweepIntervalMs' || key === 'graceMs' || key === 'positionCheckMs') checkDelay(`createTaskstream: ${key}`, value);
       else checkPositive(`createTaskstream: ${key}`, value);
       if ((key === 'concurrency' || key === 'subscriberBuffer') && !Number.isInteger(value)) {
         throw new TypeError(`createTaskstream: ${key} must be a whole number, got ${value}`);
@@ -125,7 +131,7 @@ export class Taskstream implements AsyncDisposable {
       onError: onFault,
       retryForMs: this.#opts.leaseMs,
     });
-    this.#hub = new Hub(this.store, this.bus, onError);
+    this.#hub = new Hub(this.store, this.bus, onError, { positionCheckMs: this.#opts.positionCheckMs });
     const schedule = (): void => this.#scheduler.schedule();
     this.#commands = new Commands({
       bus: this.bus, active: this.#active, schedule, onError: onFault,

@@ -13,9 +13,13 @@ export interface TaskEvent {
 
 /**
  * `runtime.subscribe()`: the log after `afterSeq`, then live events, ending after the terminal
- * event. Its buffer is bounded: when the reader falls `capacity` events behind, the hub detaches
- * it, and once the reader has caught up it re-attaches at its own cursor, so the rest is read from
- * the store. Nothing is lost and a reader that stops never holds memory or slows the task.
+ * event. Its buffer is bounded: when the reader falls `capacity` events behind, the hub pauses it
+ * (keeping at most the page it had read, queueing nothing more), and once the reader has taken half
+ * of its queue the hub resumes where it stopped, reading the rest from the store. Nothing is lost
+ * or read twice, and a reader that stops never holds growing memory or slows the task.
+ *
+ * Retention: a reader positioned before the retained window first gets a `gap` event (seq =
+ * first retained seq - 1, data `{from_seq, to_seq}`) naming the events it can no longer have.
  */
 export class Subscription implements AsyncIterableIterator<TaskEvent>, Sink {
   readonly #hub: Hub;
@@ -28,6 +32,7 @@ export class Subscription implements AsyncIterableIterator<TaskEvent>, Sink {
   #state: 'live' | 'lagging' | 'ended' | 'closed' | 'failed' = 'live';
   #detach: () => void;
   #wake: (() => void) | undefined;
+  #resume: (() => void) | undefined;
 
   constructor(hub: Hub, taskId: number, afterSeq: number, capacity: number, signal: AbortSignal | undefined) {
     this.#hub = hub;
@@ -40,10 +45,14 @@ export class Subscription implements AsyncIterableIterator<TaskEvent>, Sink {
   }
 
   event(event: EventRecord): boolean {
-    if (this.#queue.length - this.#head >= this.#capacity) return false;
     this.#queue.push(event);
     this.#wakeUp();
-    return true;
+    return this.#queue.length - this.#head < this.#capacity;
+  }
+
+  /** The hub paused this reader (its queue is full); `resume` once the reader has taken half. */
+  onDrain(resume: () => void): void {
+    this.#resume = resume;
   }
 
   end(reason: EndReason): void {
@@ -61,6 +70,11 @@ export class Subscription implements AsyncIterableIterator<TaskEvent>, Sink {
           this.#head = 0;
         }
         this.#cursor = e.seq;
+        if (this.#resume !== undefined && (this.#queue.length - this.#head) * 2 <= this.#capacity) {
+          const resume = this.#resume;
+          this.#resume = undefined;
+          resume();
+        }
         return { done: false, value: toTaskEvent(e) };
       }
       switch (this.#state) {
@@ -79,6 +93,7 @@ export class Subscription implements AsyncIterableIterator<TaskEvent>, Sink {
 
   async return(): Promise<IteratorResult<TaskEvent>> {
     this.#detach();
+    this.#resume = undefined;
     if (this.#state === 'live' || this.#state === 'lagging') this.#state = 'ended';
     this.#queue = [];
     this.#head = 0;

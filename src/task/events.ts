@@ -27,6 +27,13 @@ export const runtimeEvents = {
   interrupted(reason: 'shutdown' | 'lease_expired'): StateEvent {
     return { type: 'interrupted', json: JSON.stringify({ reason }) };
   },
+  /**
+   * Never stored: what a reader positioned before the retained window gets first, with seq
+   * `toSeq` (= first_seq - 1), naming the events retention removed (`fromSeq`..`toSeq`).
+   */
+  gap(fromSeq: number, toSeq: number): StateEvent {
+    return { type: 'gap', json: `{"from_seq":${fromSeq},"to_seq":${toSeq}}` };
+  },
 } as const;
 
 /** What a store needs to recover runs whose owner died. */

@@ -17,6 +17,9 @@ import path from 'node:path';
 import { memoryStore, MemoryDatabase, sqliteStore, type Bus, type Store } from '../../src/index.js';
 import { postgresStore } from '../../src/store/postgres/index.js';
 import { pgAdmin, pgReachable, pgSettings, pgTerminate } from './pg.js';
+import { randomBytes } from 'node:crypto';
+import { redisBus } from '../../src/bus/redis/index.js';
+import { REDIS_URL, skipUnlessRedis } from './services.js';
 
 /** One test file's databases on one store backend. Handles are strings; each `store()` is a new "process" on that database. */
 export interface StoreSpace {
@@ -119,13 +122,25 @@ const local: BusBackend = {
   space: () => ({ bus: () => undefined }),
 };
 
+const redis: BusBackend = {
+  name: 'redis',
+  unavailable: async () => (await skipUnlessRedis()) || undefined,
+  // Runtimes on one database share a prefix (one cluster); each file and database gets its own.
+  space(label) {
+    const base = `ts-bus-${label.replace(/[^a-z0-9]/gi, '').toLowerCase()}-${randomBytes(4).toString('hex')}`;
+    return { bus: (handle) => redisBus({ url: REDIS_URL, prefix: `${base}-${handle.replace(/[^a-z0-9]/gi, '')}` }) };
+  },
+};
+
 export const STORES: Record<string, StoreBackend> = { memory, sqlite, postgres };
-export const BUSES: Record<string, BusBackend> = { local };
+export const BUSES: Record<string, BusBackend> = { local, redis };
 /** The combinations the suites run, in this order. */
 export const COMBINATIONS: ReadonlyArray<readonly [store: string, bus: string]> = [
   ['memory', 'local'],
   ['sqlite', 'local'],
   ['postgres', 'local'],
+  ['sqlite', 'redis'],
+  ['postgres', 'redis'],
 ];
 
 export interface Backend {

@@ -118,7 +118,7 @@ export function statements(schema: string) {
       FROM ${s}.tasks t LEFT JOIN LATERAL (
         SELECT w.seq, w.type, w.data, w.at FROM (
           SELECT seq, type, data, at, sum(octet_length(data)) OVER (ORDER BY seq) - octet_length(data) AS before
-          FROM ${s}.events WHERE task_id = t.id AND seq > $2 ORDER BY seq LIMIT $3) w
+          FROM ${s}.events WHERE task_id = t.id AND seq > $2::bigint ORDER BY seq LIMIT $3) w
         WHERE w.before < $4) e ON true
       WHERE t.id = $1 ORDER BY e.seq`,
     trim: `WITH t AS (UPDATE ${s}.tasks SET first_seq = GREATEST(first_seq, last_seq - $2 + 1) WHERE id = $1 RETURNING first_seq),

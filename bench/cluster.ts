@@ -1,0 +1,320 @@
+/**
+ * Cluster benchmarks, side by side in one run on one PostgreSQL and one Redis:
+ *
+ * 1. Throughput: N tasks of E progress events each, every one watched, with 1 and 2 `serve`
+ *    processes (PostgreSQL store + Redis bus), beside BullMQ 6 on the same Redis with 1 and 2 worker
+ *    processes and a QueueEvents watcher. taskstream stores every event and a watcher that joins late
+ *    still gets all of them; BullMQ stores neither.
+ * 2. Cross-process latency: a task's `send` in one `serve` process → an SSE client connected to
+ *    another, beside BullMQ's `job.updateProgress` in a worker process → QueueEvents.
+ *
+ *   node --import tsx bench/cluster.ts [--quick] [--tasks 10000] [--events 10] [--json]
+ *
+ * See bench/README.md (section "cluster") for what each line does and the figures.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { createParser } from 'eventsource-parser';
+import pg from 'pg';
+import { createClient } from 'redis';
+import { createNodeRedisClient, Queue, QueueEvents, RedisConnection } from 'bullmq';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createTaskstream, sqliteStore } from '../src/index.js';
+import { postgresStore } from '../src/store/postgres/index.js';
+import { redisBus } from '../src/bus/redis/index.js';
+
+const { values: flags } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    tasks: { type: 'string' },
+    events: { type: 'string', default: '10' },
+    concurrency: { type: 'string', default: '100' },
+    samples: { type: 'string' },
+    pg: { type: 'string', default: process.env.TASKSTREAM_BENCH_PG ?? 'postgres://postgres@127.0.0.1:5432/postgres' },
+    redis: { type: 'string', default: process.env.TASKSTREAM_BENCH_REDIS ?? 'redis://127.0.0.1:6379' },
+    json: { type: 'boolean', default: false },
+  },
+});
+const TASKS = Number(flags.tasks ?? (flags.quick ? 1000 : 10_000));
+const EVENTS = Number(flags.events);
+const CONCURRENCY = Number(flags.concurrency);
+const SAMPLES = Number(flags.samples ?? (flags.quick ? 300 : 2000));
+const TICK_MS = 2;
+/** Requests in flight from the producer. */
+const IN_FLIGHT = 64;
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
+const RUN = `${ROOT}src/cli/run.ts`;
+const TASK_MODULE = `${ROOT}bench/cluster-tasks.ts`;
+const WORKER = `${ROOT}bench/cluster-bullmq-worker.ts`;
+const children = new Set<ChildProcess>();
+const log = (line: string): void => void process.stderr.write(`${line}\n`);
+RedisConnection.clientFactory = () => createNodeRedisClient(createClient({ url: flags.redis }));
+
+/** Spawns a node process (through tsx) and resolves once a stdout line matches `ready`. */
+async function child(args: string[], ready: RegExp): Promise<{ proc: ChildProcess; match: RegExpMatchArray }> {
+  const proc = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(proc);
+  proc.once('exit', () => children.delete(proc));
+  let out = '';
+  let err = '';
+  proc.stderr!.setEncoding('utf8').on('data', (c: string) => { err = (err + c).slice(-4000); });
+  const match = await new Promise<RegExpMatchArray>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${args.join(' ')}: not ready within 60 s\n${out}\n${err}`)), 60_000);
+    proc.stdout!.setEncoding('utf8').on('data', (c: string) => {
+      out += c;
+      const m = out.match(ready);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m);
+      }
+    });
+    proc.once('exit', (code) => reject(new Error(`${args.join(' ')} exited (${code})\n${out}\n${err}`)));
+  });
+  return { proc, match };
+}
+
+async function stop(proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = new Promise((r) => proc.once('exit', r));
+  proc.kill('SIGTERM');
+  const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+async function admin(sql: string): Promise<void> {
+  const client = new pg.Client({ connectionString: flags.pg });
+  await client.connect();
+  try { await client.query(sql); } finally { await client.end(); }
+}
+
+/** A fresh database for one line, dropped after it. */
+async function withDatabase<T>(work: (url: string) => Promise<T>): Promise<T> {
+  const name = `ts_bus_bench_${process.pid}_${randomBytes(3).toString('hex')}`;
+  await admin(`CREATE DATABASE "${name}"`);
+  try {
+    return await work(flags.pg.replace(/\/[^/?]*(\?|$)/, `/${name}$1`));
+  } finally {
+    await admin(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+  }
+}
+
+/** A fresh SQLite file for one line, removed after it. */
+async function withSqliteFile<T>(work: (path: string) => Promise<T>): Promise<T> {
+  const dir = mkdtempSync(join(tmpdir(), 'taskstream-bench-cluster-'));
+  try {
+    return await work(join(dir, 'cluster.db'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function serveProcess(db: string, prefix: string): Promise<{ proc: ChildProcess; url: string }> {
+  const { proc, match } = await child([RUN, 'serve', '--port', '0', '--db', db, '--redis', flags.redis, '--redis-prefix', prefix,
+    '--no-examples', '--tasks', TASK_MODULE, '--concurrency', String(CONCURRENCY), '--log-level', 'warn'], /listening on (http:\/\/\S+)/);
+  return { proc, url: match[1]! };
+}
+
+/**
+ * taskstream's producer is closed-loop: a slot creates a task and watches it to its end, and at most
+ * WATCHED tasks are created and unfinished at once (more than every process's concurrency, so no
+ * process waits for work); an open-loop producer would only pile up pending tasks and watchers.
+ */
+const WATCHED = 500;
+
+/** Runs `count` calls of `fn` with at most `slots` at once. */
+async function pool(count: number, fn: (i: number) => Promise<void>, slots = IN_FLIGHT): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(slots, count) }, async () => {
+    while (next < count) await fn(next++);
+  }));
+}
+
+interface Line { name: string; jobsPerSec: number; eventsPerSec: number; seconds: number }
+
+/**
+ * taskstream: `processes` serve processes; tasks created over HTTP (round robin); a watcher
+ * runtime in this process (same database and Redis prefix, no task types: it runs nothing)
+ * subscribes to every task right after its create and reads it to its terminal event.
+ */
+async function taskstreamThroughput(processes: number, on: 'postgres' | 'sqlite'): Promise<Line> {
+  const database = on === 'postgres' ? withDatabase : withSqliteFile;
+  return database(async (db) => {
+    const prefix = `ts-bus-bench-${randomBytes(4).toString('hex')}`;
+    const servers: Array<{ proc: ChildProcess; url: string }> = [];
+    for (let i = 0; i < processes; i++) servers.push(await serveProcess(db, prefix));
+    const store = on === 'postgres' ? postgresStore({ connectionString: db, max: 20 }) : sqliteStore(db);
+    const watcher = await createTaskstream({ store, bus: redisBus({ url: flags.redis, prefix }), tasks: [] });
+    try {
+      let events = 0;
+      const t0 = performance.now();
+      await pool(TASKS, async (i) => {
+        const res = await fetch(`${servers[i % processes]!.url}/tasks/bench/Burst`, {
+          method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ events: EVENTS }),
+        });
+        const { id } = (await res.json()) as { id: number };
+        let n = 0;
+        for await (const e of await watcher.subscribe(id)) {
+          n++;
+          if (e.seq !== n) throw new Error(`task ${id}: seq ${e.seq} after ${n - 1}`);
+        }
+        if (n !== EVENTS + 1) throw new Error(`task ${id}: ${n} events, expected ${EVENTS + 1}`);
+        events += n;
+      }, WATCHED);
+      const seconds = (performance.now() - t0) / 1000;
+      return { name: `taskstream, ${processes} serve process${processes > 1 ? 'es' : ''} (${on === 'postgres' ? 'PostgreSQL' : 'one SQLite file'} + Redis)`, jobsPerSec: TASKS / seconds, eventsPerSec: events / seconds, seconds };
+    } finally {
+      await watcher.close();
+      for (const s of servers) await stop(s.proc);
+    }
+  });
+}
+
+/** BullMQ: `workers` worker processes; jobs added one by one (same in-flight bound); one QueueEvents counts completions. */
+async function bullmqThroughput(workers: number): Promise<Line> {
+  const prefix = `ts-bus-bench-bull-${randomBytes(4).toString('hex')}`;
+  const name = 'burst';
+  const connection = {};
+  // BullMQ trims its event stream to 10,000 entries by default: keep all of this run's, or the watcher misses completions.
+  const queue = new Queue(name, { connection, prefix, streams: { events: { maxLen: (EVENTS + 2) * TASKS + 1000 } } });
+  await queue.waitUntilReady();
+  const events = new QueueEvents(name, { connection, prefix });
+  await events.waitUntilReady();
+  const procs: ChildProcess[] = [];
+  for (let i = 0; i < workers; i++) procs.push((await child([WORKER, flags.redis, prefix, name, String(CONCURRENCY), `burst:${EVENTS}`], /ready/)).proc);
+  try {
+    let completed = 0;
+    let progress = 0;
+    const done = new Promise<void>((resolve) => {
+      events.on('progress', () => void progress++);
+      events.on('completed', () => {
+        if (++completed === TASKS) resolve();
+      });
+    });
+    const t0 = performance.now();
+    await pool(TASKS, async (i) => void (await queue.add('job', { i }, { removeOnComplete: true })));
+    await done;
+    const seconds = (performance.now() - t0) / 1000;
+    return { name: `BullMQ 6, ${workers} worker process${workers > 1 ? 'es' : ''} + QueueEvents`, jobsPerSec: TASKS / seconds, eventsPerSec: (progress + completed) / seconds, seconds };
+  } finally {
+    for (const p of procs) await stop(p);
+    await events.close();
+    await queue.obliterate({ force: true }).catch(() => {});
+    await queue.close();
+  }
+}
+
+function percentiles(xs: number[]): { p50: number; p99: number; max: number } {
+  const s = [...xs].sort((a, b) => a - b);
+  const at = (q: number): number => s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? NaN;
+  return { p50: at(0.5), p99: at(0.99), max: s.at(-1) ?? NaN };
+}
+
+/** taskstream: the task runs on process A (the only one when it is created); the SSE client is on process B. */
+async function taskstreamLatency(): Promise<{ p50: number; p99: number; max: number }> {
+  return withDatabase(async (db) => {
+    const prefix = `ts-bus-bench-${randomBytes(4).toString('hex')}`;
+    const a = await serveProcess(db, prefix);
+    const created = await fetch(`${a.url}/tasks/bench/Ticker`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ count: SAMPLES, interval_ms: TICK_MS }),
+    });
+    const { id } = (await created.json()) as { id: number };
+    const b = await serveProcess(db, prefix);
+    try {
+      const latencies: number[] = [];
+      const res = await fetch(`${b.url}/stream/bench/Ticker/${id}`, { headers: { accept: 'text/event-stream' } });
+      let end = false;
+      const parser = createParser({
+        onEvent(msg) {
+          if (msg.event === 'progress') latencies.push(performance.timeOrigin + performance.now() - (JSON.parse(msg.data) as { t: number }).t);
+          if (msg.event === 'complete' || msg.event === 'error') end = true;
+        },
+      });
+      const reader = res.body!.getReader();
+      const decoder = new TextDecoder();
+      await fetch(`${b.url}/tasks/bench/Ticker/${id}/signals/go`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+      while (!end) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        parser.feed(decoder.decode(value, { stream: true }));
+      }
+      await reader.cancel().catch(() => {});
+      if (latencies.length !== SAMPLES) throw new Error(`latency: ${latencies.length} of ${SAMPLES} events`);
+      return percentiles(latencies);
+    } finally {
+      await stop(a.proc);
+      await stop(b.proc);
+    }
+  });
+}
+
+/** BullMQ: `job.updateProgress` in a worker process → QueueEvents `progress` here. */
+async function bullmqLatency(): Promise<{ p50: number; p99: number; max: number }> {
+  const prefix = `ts-bus-bench-bull-${randomBytes(4).toString('hex')}`;
+  const name = 'ticker';
+  const queue = new Queue(name, { connection: {}, prefix });
+  const events = new QueueEvents(name, { connection: {}, prefix });
+  await events.waitUntilReady();
+  const { proc } = await child([WORKER, flags.redis, prefix, name, '1', `ticker:${SAMPLES}:${TICK_MS}`], /ready/);
+  try {
+    const latencies: number[] = [];
+    const done = new Promise<void>((resolve) => {
+      events.on('progress', ({ data }) => void latencies.push(performance.timeOrigin + performance.now() - (data as { t: number }).t));
+      events.on('completed', () => resolve());
+    });
+    await queue.add('job', {});
+    await done;
+    return percentiles(latencies);
+  } finally {
+    await stop(proc);
+    await events.close();
+    await queue.obliterate({ force: true }).catch(() => {});
+    await queue.close();
+  }
+}
+
+async function main(): Promise<void> {
+  log(`cluster bench: ${TASKS} tasks × ${EVENTS} events, concurrency ${CONCURRENCY} per process; latency ${SAMPLES} events every ${TICK_MS} ms`);
+  const lines: Line[] = [];
+  for (const run of [
+    () => bullmqThroughput(1), () => taskstreamThroughput(1, 'postgres'), () => taskstreamThroughput(1, 'sqlite'),
+    () => bullmqThroughput(2), () => taskstreamThroughput(2, 'postgres'), () => taskstreamThroughput(2, 'sqlite'),
+  ]) {
+    const line = await run();
+    log(`  ${line.name}: ${line.jobsPerSec.toFixed(0)} jobs/s (${line.seconds.toFixed(1)} s)`);
+    lines.push(line);
+  }
+  const latency = { taskstream: await taskstreamLatency(), bullmq: await bullmqLatency() };
+  const [b1, t1, s1, b2, t2, s2] = lines as [Line, Line, Line, Line, Line, Line];
+  if (flags.json) {
+    process.stdout.write(`${JSON.stringify({ tasks: TASKS, events: EVENTS, lines, latency }, null, 2)}\n`);
+    return;
+  }
+  const row = (l: Line, ref: Line): string => `| ${l.name} | ${l.jobsPerSec.toFixed(0)} | ${l.eventsPerSec.toFixed(0)} | ${(l.jobsPerSec / ref.jobsPerSec).toFixed(2)} |`;
+  process.stdout.write([
+    `Throughput: ${TASKS} tasks × ${EVENTS} progress events, every task watched`,
+    '',
+    '| | jobs/s | events/s delivered | ratio to BullMQ (same process count) |',
+    '|---|---:|---:|---:|',
+    row(b1, b1), row(t1, b1), row(s1, b1), row(b2, b2), row(t2, b2), row(s2, b2),
+    '',
+    `Cross-process latency: ${SAMPLES} events, one every ${TICK_MS} ms`,
+    '',
+    '| | p50 ms | p99 ms | max ms |',
+    '|---|---:|---:|---:|',
+    `| taskstream: send in serve A → SSE client on serve B | ${latency.taskstream.p50.toFixed(2)} | ${latency.taskstream.p99.toFixed(2)} | ${latency.taskstream.max.toFixed(2)} |`,
+    `| BullMQ: updateProgress in a worker → QueueEvents | ${latency.bullmq.p50.toFixed(2)} | ${latency.bullmq.p99.toFixed(2)} | ${latency.bullmq.max.toFixed(2)} |`,
+    `| ratio (taskstream / BullMQ) | ${(latency.taskstream.p50 / latency.bullmq.p50).toFixed(2)} | ${(latency.taskstream.p99 / latency.bullmq.p99).toFixed(2)} | |`,
+    '',
+  ].join('\n'));
+}
+
+try {
+  await main();
+} finally {
+  for (const c of children) c.kill('SIGKILL');
+}

@@ -1,0 +1,58 @@
+/**
+ * Redis stopped and started again under a running stream: `/ready` says 503 (`checks.bus` not
+ * "ok") while it is gone and 200 once it is back, and the stream, opened on the process that does
+ * not run the task, keeps delivering while Redis is down (from the store) and ends with every event. A private `redis-server` on its own port.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { tempDir } from '../cli/helpers.js';
+import { eventually, get, post, range, seqs, serveProcess, sse, PrivateRedis } from './support.js';
+import { clusterBackends } from './backends.js';
+
+const dir = tempDir();
+process.on('exit', () => dir[Symbol.dispose]());
+// A port of this suite's own range (6420-6439), one per backend.
+let port = 6420 + (process.pid % 10);
+
+for (const backend of await clusterBackends(dir.path)) {
+  if (backend.name.includes('alone')) continue;
+  describe(`Redis restarted under a stream: ${backend.name}`, { skip: backend.skip }, () => {
+    test('/ready goes 503 then 200, and the stream on the other process gets every event', async () => {
+      const redis = new PrivateRedis(port++);
+      await redis.start();
+      const args = (await backend.args()).map((a) => (a.startsWith('redis://') ? redis.url : a));
+      const p1 = await serveProcess(args);
+      const task = (await post(`${p1.url}/tasks/examples/ExampleTask`, { steps: 120, delay_ms: 40 })).json as { id: number };
+      const ref = `examples/ExampleTask/${task.id}`;
+      await eventually(15_000, 'the task to run on p1', async () => (await get(`${p1.url}/tasks/${ref}`)).json.status === 'running');
+      const p2 = await serveProcess(args);
+      const stream = sse(`${p2.url}/stream/${ref}`);
+      await stream.wait(3, 10_000);
+      assert.equal((await get(`${p2.url}/ready`)).status, 200);
+
+      await redis.stop();
+      for (const p of [p1, p2]) {
+        await eventually(10_000, '/ready to say 503', async () => {
+          const ready = await get(`${p.url}/ready`);
+          return ready.status === 503 && ready.json.checks.bus !== 'ok' && ready.json.checks.store === 'ok';
+        });
+      }
+      // Redis is gone: the stream still moves, read from the store (the hub's position check).
+      const before = stream.events.length;
+      await stream.wait(before + 3, 15_000);
+      await redis.start();
+      for (const p of [p1, p2]) {
+        await eventually(15_000, '/ready to say 200 again', async () => (await get(`${p.url}/ready`)).status === 200);
+      }
+      assert.equal(await within(stream.done, 60_000), 'terminal');
+      assert.deepEqual(seqs(stream.events), range(1, stream.events.length), 'every event once, in order');
+      assert.equal(stream.events.at(-1)!.type, 'complete');
+      assert.equal(stream.events.filter((e) => e.type === 'progress').length, 120);
+    });
+  });
+}
+
+function within<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([promise, new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms); })]).finally(() => clearTimeout(timer));
+}
