@@ -201,7 +201,7 @@ export class Hub {
           continue;
         }
         if (e.seq > watcher.cursor + 1) {
-          this.#toReplay(entry, watcher, top);
+          this.#toReplay(entry, watcher);
           break;
         }
         if (!this.#give(entry, watcher, e)) {
@@ -218,9 +218,10 @@ export class Hub {
     }
   }
 
-  #toReplay(entry: Entry, watcher: Watcher, known: number): void {
+  /** Back to the store: the next read (always made) learns the log's position afresh. */
+  #toReplay(entry: Entry, watcher: Watcher): void {
     watcher.state = 'replay';
-    if (known > watcher.known) watcher.known = known;
+    watcher.known = -1;
     void this.#pump(entry, watcher);
   }
 
@@ -299,7 +300,7 @@ export class Hub {
       if (page === undefined || entry.removed) return;
       const finished = TERMINAL_STATUSES.has(page.status);
       for (const w of entry.watchers) {
-        if (w.state === 'live' && (w.cursor < page.lastSeq || finished)) this.#toReplay(entry, w, page.lastSeq);
+        if (w.state === 'live' && (w.cursor < page.lastSeq || finished)) this.#toReplay(entry, w);
       }
     } catch (err) {
       this.#onError(err);
