@@ -29,6 +29,7 @@ export interface ServeOptions {
   readonly shutdownTimeout: number;
   readonly concurrency?: number;
   readonly leaseMs?: number;
+  readonly retainEvents?: number;
   readonly insecure?: boolean;
   readonly logLevel: string;
 }
@@ -51,7 +52,7 @@ export async function serve(options: ServeOptions, io: Io): Promise<number> {
   if (tasks.length === 0) throw new UsageError('no task types to serve: --no-examples needs --tasks MODULE');
 
   const logger = pino({ name: 'taskstream', level: options.logLevel }, pino.destination({ fd: 2, sync: true })) as Logger;
-  const runtime = await createTaskstream({ store: sqliteStore(dbPath), tasks, logger, concurrency: options.concurrency, leaseMs: options.leaseMs });
+  const runtime = await createTaskstream({ store: sqliteStore(dbPath), tasks, logger, concurrency: options.concurrency, leaseMs: options.leaseMs, retainEvents: options.retainEvents });
   io.out(`taskstream: store ${dbPath} opened and migrated`);
   io.out(`taskstream: ${tasks.length} task types: ${tasks.map((t) => `${t.app}/${t.type}`).join(', ')}`);
   logTaskLifecycle(runtime, logger);

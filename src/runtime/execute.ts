@@ -16,6 +16,8 @@ export interface ExecuteDeps {
   readonly maxEventBytes: number;
   /** The runtime's default grace for a run that ignores its aborted signal. */
   readonly graceMs: number;
+  /** Retention: the newest events a type's tasks keep (undefined: all), pruned with the terminal write. */
+  readonly retainEvents?: (def: AnyTaskDefinition) => number | undefined;
 }
 
 /**
@@ -43,24 +45,24 @@ export async function executeRun(deps: ExecuteDeps, run: ActiveRun, def: AnyTask
   }
   await deps.writer.flush();
   const plan = planOutcome(run, settled, retryPolicyOf(def), timeoutMs, Date.now());
-  await applyPlan(deps, run, plan);
+  await applyPlan(deps, run, plan, deps.retainEvents?.(def));
 }
 
-async function applyPlan(deps: ExecuteDeps, run: ActiveRun, plan: Plan): Promise<void> {
+async function applyPlan(deps: ExecuteDeps, run: ActiveRun, plan: Plan, retainEvents: number | undefined): Promise<void> {
   if (plan.action === 'none') return;
   const now = Date.now();
   let result: FinishResult;
   if (plan.action === 'finish') {
     result = await deps.store.finishRun({
       taskId: run.id, epoch: run.epoch, status: plan.status, finalValue: plan.finalValue, error: plan.error,
-      cancelReason: plan.cancelReason, event: plan.event, unlessCancelRequested: plan.yieldsToCancel, now,
+      cancelReason: plan.cancelReason, event: plan.event, unlessCancelRequested: plan.yieldsToCancel, retainEvents, now,
     });
   } else {
     result = await deps.store.requeueRun({ taskId: run.id, epoch: run.epoch, runAt: plan.runAt, event: plan.event, error: plan.error, now });
   }
   if (!result.ok && result.reason === 'cancel_requested') {
     // A cancel landed before this outcome was written: the cancel wins, as it was told.
-    return applyPlan(deps, run, cancelled(result.cancelReason));
+    return applyPlan(deps, run, cancelled(result.cancelReason), retainEvents);
   }
   if (!result.ok) {
     deps.logger.warn({ taskId: run.id }, 'taskstream: run outcome refused; another process owns the task now');

@@ -10,8 +10,10 @@ import { type AnyTaskDefinition, checkDelay, checkPositive, type InputOf, MAX_TI
 import { validateInput } from '../task/validate.js';
 import { assertName } from '../task/names.js';
 import { recoveryEvents, runtimeEvents } from '../task/events.js';
+import { checkRetainEvents, keepFor } from '../task/retention.js';
 import { SafeEmitter, type TaskstreamEvents } from './emitter.js';
 import { type ExecuteDeps, executeRun, runInfo } from './execute.js';
+import { Pruner } from './pruner.js';
 import { ActiveRun } from './run.js';
 import { Subscription, type TaskEvent } from './subscription.js';
 import { EventWriter } from './writer.js';
@@ -39,6 +41,12 @@ export interface TaskstreamOptions {
    * same store that this process's bus does not hear. Default 1000 ms.
    */
   readonly positionCheckMs?: number;
+  /**
+   * Retention: each task keeps at most its N newest events (the terminal one is never pruned); a
+   * type's own `retention` overrides this. Pruned in the background while a task runs (its log may
+   * briefly hold up to a tenth more), and exactly with the terminal write. Default: keep every event.
+   */
+  readonly retainEvents?: number;
   readonly logger?: Logger;
   /** This process's name in leases. Default: a random UUID. */
   readonly owner?: string;
@@ -85,6 +93,8 @@ export class Taskstream implements AsyncDisposable {
   readonly #writer: EventWriter;
   readonly #hub: Hub;
   readonly #runDeps: ExecuteDeps;
+  readonly #pruner: Pruner;
+  readonly #retainEvents: number | undefined;
   #unsubscribeCommands: (() => void) | undefined;
   #sweepTimer: NodeJS.Timeout | undefined;
   #renewTimer: NodeJS.Timeout | undefined;
@@ -109,6 +119,8 @@ export class Taskstream implements AsyncDisposable {
       }
       this.#opts[key] = value;
     }
+    checkRetainEvents('createTaskstream: retainEvents', options.retainEvents);
+    this.#retainEvents = options.retainEvents;
     for (const def of options.tasks) {
       const kind = `${def.app}/${def.type}`;
       if (this.#defs.has(kind)) throw new TypeError(`createTaskstream: task type ${kind} is registered twice`);
@@ -125,11 +137,17 @@ export class Taskstream implements AsyncDisposable {
       this.logger.warn({ err, taskId }, 'taskstream: events refused; stopping the run');
       run?.abort('lease_lost', 'events refused', undefined);
       run?.abandon();
+    }, (taskId, lastSeq) => {
+      const run = this.#active.get(taskId);
+      const keep = run && this.#keep(run.task);
+      if (keep !== undefined) this.#pruner.stored(taskId, lastSeq, keep);
     });
+    this.#pruner = new Pruner(this.store, this.logger);
     this.#hub = new Hub(this.store, this.bus, onError, { positionCheckMs: this.#opts.positionCheckMs });
     this.#runDeps = {
       store: this.store, bus: this.bus, writer: this.#writer, emitter: this.#emitter, logger: this.logger,
       maxEventBytes: this.#opts.maxEventBytes, graceMs: this.#opts.graceMs,
+      retainEvents: (def) => keepFor(def.retention, this.#retainEvents),
     };
   }
 
@@ -249,6 +267,9 @@ export class Taskstream implements AsyncDisposable {
     if (result.event) {
       this.bus.publishEvents(task.id, [result.event]);
       this.#emitter.emit('task:finished', { ...runInfo(task), status: 'cancelled' });
+      // A pending task's log (earlier attempts) is pruned just after its terminal event.
+      const keep = this.#keep(task);
+      if (keep !== undefined) this.#pruner.trimSoon(task.id, keep);
     } else {
       this.#abortLocal(task.id, reason);
       this.bus.publishCommand({ kind: 'cancel', taskId: task.id, reason });
@@ -371,6 +392,7 @@ export class Taskstream implements AsyncDisposable {
     clearInterval(this.#renewTimer);
     await step(() => this.#writer.flush());
     await step(() => this.#hub.close());
+    await step(() => this.#pruner.close());
     await step(() => this.#unsubscribeCommands?.());
     await step(() => this.bus.close());
     await step(() => this.store.close());
@@ -455,8 +477,23 @@ export class Taskstream implements AsyncDisposable {
           this.#renewTimer = undefined;
         }
         run.finished();
+        this.#pruner.forget(run.id);
         this.#schedule();
       });
+  }
+
+  /** A dead owner's run was finished as cancelled by recovery, which does not prune: prune it now. */
+  #trimRecovered(taskId: number): void {
+    this.get(taskId).then((task) => {
+      const keep = task && this.#keep(task);
+      if (keep !== undefined) this.#pruner.trimSoon(taskId, keep);
+    }, (err: unknown) => this.logger.warn({ err, taskId }, 'taskstream: pruning a recovered task failed'));
+  }
+
+  /** Events a task of this kind keeps (undefined: all). */
+  #keep(task: { readonly app: string; readonly type: string }): number | undefined {
+    const def = this.#defs.get(`${task.app}/${task.type}`);
+    return keepFor(def?.retention, this.#retainEvents);
   }
 
   async #renewLeases(): Promise<void> {
@@ -476,7 +513,10 @@ export class Taskstream implements AsyncDisposable {
     try {
       // Our own runs are alive even if a stalled event loop let their lease lapse: never recover them here.
       const events = await this.store.recoverExpired(Date.now(), [...this.#active.keys()], recoveryEvents);
-      for (const e of events) this.bus.publishEvents(e.taskId, [e]);
+      for (const e of events) {
+        this.bus.publishEvents(e.taskId, [e]);
+        if (e.type === 'cancelled') this.#trimRecovered(e.taskId);
+      }
     } catch (err) {
       this.logger.error({ err }, 'taskstream: recovering expired runs failed');
     }

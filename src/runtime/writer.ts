@@ -22,11 +22,14 @@ export class EventWriter {
   readonly #store: Store;
   readonly #bus: Bus;
   readonly #onRefused: (taskId: number, err: unknown) => void;
+  readonly #onStored: ((taskId: number, lastSeq: number) => void) | undefined;
 
-  constructor(store: Store, bus: Bus, onRefused: (taskId: number, err: unknown) => void) {
+  /** `onStored` hears each task's last stored seq per batch, after publishing (retention uses it; it must not block). */
+  constructor(store: Store, bus: Bus, onRefused: (taskId: number, err: unknown) => void, onStored?: (taskId: number, lastSeq: number) => void) {
     this.#store = store;
     this.#bus = bus;
     this.#onRefused = onRefused;
+    this.#onStored = onStored;
   }
 
   /** Queues an event; the promise settles when its batch is stored (shared by the task's events in the batch). */
@@ -83,6 +86,7 @@ export class EventWriter {
     }
     for (const [taskId, events] of byTask) this.#bus.publishEvents(taskId, events);
     for (const waiter of waiters.values()) waiter.resolve();
+    if (this.#onStored !== undefined) for (const [taskId, events] of byTask) this.#onStored(taskId, events[events.length - 1]!.seq);
   }
 }
 
