@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { z } from 'zod';
-import { defineTask, sqliteStore } from '../../src/index.js';
+import { createFetchHandler, createTaskstream, defineTask, sqliteStore } from '../../src/index.js';
 import { countingStore } from '../support/stores.js';
 import { post, range, startServer, type TestServer, tempDb, until, within } from './helpers.js';
 
@@ -81,5 +81,26 @@ describe('replay over HTTP', { timeout: 120_000 }, () => {
     await until(s.runtime, () => s.runtime.stats.subscribers > 0, 5000, 'the stream to attach');
     await post(`${s.url}/tasks/test/Log/${t.id}/signals/go`);
     assert.deepEqual(await within(10_000, frames, 'the stream to end'), [[4, 'complete']]);
+  });
+});
+
+describe('replay through the Fetch handler', { timeout: 120_000 }, () => {
+  test('a reader slower than the server gets the whole log, each stored row read once', async () => {
+    const db = tempDb();
+    const store = countingStore(sqliteStore(db.path));
+    const runtime = await createTaskstream({ store, tasks: [Log], sweepIntervalMs: 60_000 });
+    try {
+      const handler = createFetchHandler(runtime, { maxBufferedBytes: 64 * 1024 });
+      const task = await runtime.create(Log, { count: 600, size: 10_000 });
+      await until(runtime, async () => (await runtime.get(task.id))?.status === 'completed', 60_000, 'the log to be written');
+      const res = await handler(new Request(`http://localhost/stream/test/Log/${task.id}`, { headers: { accept: 'text/event-stream' } }));
+      assert.equal(res.status, 200);
+      const frames = await within(60_000, readSlowly(res), 'the replay');
+      assert.deepEqual(frames.map(([id]) => id), range(1, 601));
+      assert.equal(store.reads.rows(), 601, 'every row read from the store exactly once');
+    } finally {
+      await runtime.close({ timeoutMs: 1000 });
+      db.cleanup();
+    }
   });
 });
