@@ -6,7 +6,9 @@
  * Listens on 127.0.0.1 (port 0) and prints one JSON line `{"port"}` on stdout, then answers JSON
  * command lines on stdin with one JSON line each:
  *
- *   {"cmd":"stats"}  → {"cpuUs": user + system µs so far, "rss": bytes now, "maxRss": peak bytes so far}
+ *   {"cmd":"stats"}  → {"cpuUs": user + system µs so far, "rss": bytes now, "maxRss": peak bytes so far,
+ *                       "retained": JS heap used + external memory (Buffers) now}
+ *   {"cmd":"gc"}     → the same, after a full garbage collection (run with --expose-gc)
  *   {"cmd":"exit"}   → exits (so `--cpu-prof` writes its profile)
  *
  * Both serve GET /stream/bench/Log/{id} (with Last-Event-ID) as SSE with the same frames:
@@ -111,9 +113,11 @@ server.listen(0, '127.0.0.1', () => reply({ port: (server.address() as { port: n
 
 for await (const line of createInterface({ input: process.stdin })) {
   const cmd = (JSON.parse(line) as { cmd: string }).cmd;
-  if (cmd === 'stats') {
+  if (cmd === 'stats' || cmd === 'gc') {
+    if (cmd === 'gc') (globalThis as { gc?: () => void }).gc?.();
     const cpu = process.cpuUsage();
-    reply({ cpuUs: cpu.user + cpu.system, rss: process.memoryUsage().rss, maxRss: process.resourceUsage().maxRSS * 1024 });
+    const mem = process.memoryUsage();
+    reply({ cpuUs: cpu.user + cpu.system, rss: mem.rss, maxRss: process.resourceUsage().maxRSS * 1024, retained: mem.heapUsed + mem.external });
   } else if (cmd === 'exit') {
     server.closeAllConnections();
     server.close();

@@ -1,7 +1,8 @@
 /**
  * bench/replay: replaying a finished task's log over SSE, beside the limit, in one run.
  *
- *   node --import tsx bench/replay.ts [--quick] [--runs 3] [--json]
+ *   node --import tsx bench/replay.ts [--quick] [--runs 3] [--json] [--sizes 100,10000,1000000] [--clients 1,20]
+ *                                     [--cpu-prof DIR]   (profiles every taskstream replay server into DIR)
  *
  * For each log (100 B, 10 KB and 1 MB events, 20–30 MB each; --quick: a tenth):
  *   1. live: a taskstream server runs a task that writes the log while one client streams it; the
@@ -18,13 +19,18 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 
 const { values: args } = parseArgs({
-  options: { quick: { type: 'boolean', default: false }, runs: { type: 'string' }, json: { type: 'boolean', default: false } },
+  options: {
+    quick: { type: 'boolean', default: false }, runs: { type: 'string' }, json: { type: 'boolean', default: false },
+    sizes: { type: 'string' }, clients: { type: 'string' }, 'cpu-prof': { type: 'string' },
+  },
 });
 const QUICK = args.quick;
 const RUNS = Number(args.runs ?? (QUICK ? 1 : 3));
@@ -33,16 +39,19 @@ const LOGS = [
   { name: '100 B', size: 100, count: 200_000 },
   { name: '10 KB', size: 10_000, count: 2_500 },
   { name: '1 MB', size: 1_000_000, count: 30 },
-].map((l) => ({ ...l, count: QUICK ? Math.max(3, Math.round(l.count / 10)) : l.count }));
-const CLIENTS = [1, 20];
+].map((l) => ({ ...l, count: QUICK ? Math.max(3, Math.round(l.count / 10)) : l.count }))
+  .filter((l) => args.sizes === undefined || args.sizes.split(',').map(Number).includes(l.size));
+const CLIENTS = args.clients === undefined ? [1, 20] : args.clients.split(',').map(Number);
+const STALLED = 20;
 const MB = 1e6;
 const SERVER = new URL('./replay-server.ts', import.meta.url).pathname;
 
-interface Stats { cpuUs: number; rss: number; maxRss: number }
+interface Stats { cpuUs: number; rss: number; maxRss: number; retained: number }
 interface Server { port: number; ask(cmd: string): Promise<Stats>; exit(): Promise<void> }
 
-async function startServer(kind: 'taskstream' | 'limit', db: string): Promise<Server> {
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', SERVER, '--kind', kind, '--db', db], { stdio: ['pipe', 'pipe', 'inherit'] });
+async function startServer(kind: 'taskstream' | 'limit', db: string, profile = false): Promise<Server> {
+  const prof = profile && args['cpu-prof'] !== undefined ? ['--cpu-prof', '--cpu-prof-dir', args['cpu-prof']] : [];
+  const child: ChildProcess = spawn(process.execPath, [...prof, '--expose-gc', '--import', 'tsx', SERVER, '--kind', kind, '--db', db], { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
   const next = async (): Promise<Record<string, number>> => {
     const { value, done } = await lines.next();
@@ -114,7 +123,7 @@ async function live(db: string, log: (typeof LOGS)[number]): Promise<{ id: numbe
 }
 
 async function replay(kind: 'taskstream' | 'limit', db: string, id: number, clients: number): Promise<Sample> {
-  const server = await startServer(kind, db);
+  const server = await startServer(kind, db, kind === 'taskstream');
   try {
     const before = await server.ask('stats');
     const start = performance.now();
@@ -125,6 +134,38 @@ async function replay(kind: 'taskstream' | 'limit', db: string, id: number, clie
     if (bad) throw new Error(`${kind}: a stream ended with ${bad.last} after ${bad.bytes} bytes`);
     return sampleOf(results.reduce((n, r) => n + r.bytes, 0), seconds, before, after, clients);
   } finally {
+    await server.exit();
+  }
+}
+
+/**
+ * STALLED clients that send the request and never read: once every stream has filled the kernel's
+ * socket buffers and its own and is paused, the memory the server retains for them (JS heap +
+ * Buffers, after a full GC), per stream.
+ */
+async function stalled(kind: 'taskstream' | 'limit', db: string, id: number): Promise<number> {
+  const server = await startServer(kind, db);
+  const sockets: net.Socket[] = [];
+  try {
+    const idle = await server.ask('gc');
+    for (let i = 0; i < STALLED; i++) {
+      const socket = net.connect(server.port, '127.0.0.1');
+      socket.write(`GET /stream/bench/Log/${id} HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n`);
+      socket.pause();
+      sockets.push(socket);
+    }
+    // Wait until the server stops growing: every stream is paused (a benchmark may poll; a test may not).
+    let last = -1;
+    for (let i = 0; i < 40; i++) {
+      await sleep(250);
+      const now = (await server.ask('stats')).retained;
+      if (Math.abs(now - last) < 64 * 1024 && i >= 4) break;
+      last = now;
+    }
+    const full = await server.ask('gc');
+    return Math.max(0, full.retained - idle.retained) / STALLED;
+  } finally {
+    for (const socket of sockets) socket.destroy();
     await server.exit();
   }
 }
@@ -152,6 +193,7 @@ const medianOf = (samples: Sample[]): Sample => ({
 
 const dir = mkdtempSync(join(tmpdir(), 'taskstream-bench-replay-'));
 const rows: Array<{ log: string; clients: number; taskstream: Sample; limit: Sample; live: Sample; pageBytes: number }> = [];
+const stalls: Array<{ log: string; taskstream: number; limit: number; bound: number }> = [];
 try {
   for (const log of LOGS) {
     const db = join(dir, `${log.size}.db`);
@@ -175,13 +217,15 @@ try {
       rows.push({ log: `${log.count.toLocaleString('en')} × ${log.name}`, clients, taskstream: t, limit: l, live: liveSample, pageBytes: Math.max(256 * 1024, log.size) });
       if (!args.json) process.stderr.write(`done: ${log.name} × ${clients} clients\n`);
     }
+    const bound = 2 * 256 * 1024 + Math.max(256 * 1024, log.size);
+    stalls.push({ log: `${log.count.toLocaleString('en')} × ${log.name}`, taskstream: await stalled('taskstream', db, id), limit: await stalled('limit', db, id), bound });
   }
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
 
 if (args.json) {
-  process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+  process.stdout.write(`${JSON.stringify({ rows, stalls }, null, 2)}\n`);
 } else {
   const f = (x: number, d = 1): string => x.toFixed(d);
   const kib = (x: number): string => `${Math.round(x / 1024).toLocaleString('en')} KiB`;
@@ -191,4 +235,8 @@ if (args.json) {
   for (const r of rows) {
     console.log(`| ${r.log} | ${r.clients} | ${f(r.taskstream.mbps)} | ${f(r.limit.mbps)} | ${f(r.taskstream.mbps / r.limit.mbps, 2)} | ${f(r.taskstream.cpuPerMb, 4)} | ${f(r.limit.cpuPerMb, 4)} | ${f(r.live.cpuPerMb, 4)} | ${f(r.taskstream.cpuPerMb / r.live.cpuPerMb, 2)} | ${kib(r.taskstream.rssPerStream)} | ${kib(r.limit.rssPerStream)} | ${kib(2 * 256 * 1024 + r.pageBytes)} |`);
   }
+  console.log(`\n${STALLED} stalled clients (they never read) per log: memory the server retains per paused stream (JS heap + Buffers after a full GC)\n`);
+  console.log('| log | taskstream | limit | bound (2 × 256 KiB + one page) |');
+  console.log('|---|---:|---:|---:|');
+  for (const r of stalls) console.log(`| ${r.log} | ${kib(r.taskstream)} | ${kib(r.limit)} | ${kib(r.bound)} |`);
 }

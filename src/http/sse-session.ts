@@ -1,6 +1,6 @@
 import type { EndReason, Sink } from '../hub/hub.js';
 import type { Taskstream } from '../runtime/runtime.js';
-import { frameOf, PING, retryField } from '../sse/encode.js';
+import { encodeFrame, frameOf, PING, retryField } from '../sse/encode.js';
 import type { EventRecord, TaskRecord } from '../store/types.js';
 
 /** What an SSE stream writes to: a Node response or a Fetch ReadableStream. */
@@ -61,8 +61,9 @@ export class SseSession implements Sink {
     this.#attach();
   }
 
-  event(event: EventRecord): boolean {
-    this.#transport.write(frameOf(event, this.#app, this.#type));
+  event(event: EventRecord, shared: boolean): boolean {
+    // A live event's frame is built once and shared by every stream; a replayed one is this stream's alone.
+    this.#transport.write(shared ? frameOf(event, this.#app, this.#type) : encodeFrame(event, this.#app, this.#type));
     this.#cursor = event.seq;
     return this.#transport.buffered() <= this.#options.maxBufferedBytes;
   }
