@@ -189,8 +189,9 @@ export class Hub {
         resolveLive(false);
       },
     );
+    // Not unref'd: a watcher waiting for events another process writes (seen only by this check)
+    // keeps the process alive, as a socket would; the timer goes with the last watcher, or close().
     this.#timer ??= setInterval(() => this.checkPositions(), this.#checkMs);
-    this.#timer.unref();
     return entry;
   }
 
