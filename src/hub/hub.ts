@@ -31,6 +31,12 @@ export interface HubOptions {
   readonly pageBytes?: number;
   /** How often each watched task's stored position is compared with what was delivered. Default 1000 ms. */
   readonly positionCheckMs?: number;
+  /**
+   * Whether this process runs the task now. With a reliable bus such a task's new events all pass
+   * through this process's bus, and any seq they skip is caught by the seq-jump check, so the
+   * position check skips it.
+   */
+  readonly runsHere?: (taskId: number) => boolean;
 }
 
 type State = 'replay' | 'live' | 'paused' | 'done';
@@ -104,6 +110,7 @@ export class Hub {
   readonly #onError: (err: unknown) => void;
   readonly #page: PageLimit;
   readonly #checkMs: number;
+  readonly #runsHere: (taskId: number) => boolean;
   readonly #offResync: () => void;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
@@ -114,7 +121,8 @@ export class Hub {
     this.#onError = onError;
     this.#page = { limit: options.pageRows ?? 1000, maxBytes: options.pageBytes ?? 256 * 1024 };
     this.#checkMs = options.positionCheckMs ?? 1000;
-    this.#offResync = bus.onResync(() => this.checkPositions());
+    this.#runsHere = options.runsHere ?? (() => false);
+    this.#offResync = bus.onResync(() => this.checkPositions(true));
   }
 
   /** Number of attached watchers, across tasks. */
@@ -153,11 +161,13 @@ export class Hub {
   /**
    * The position check: one read per watched task with a live watcher; a watcher whose cursor is
    * behind the stored last seq (a lost bus message, a publisher on another bus) reads the rest
-   * from the store. Runs on a timer and after every bus resync; callable at any time.
+   * from the store. Runs on a timer and after every bus resync (`all`: tasks run here included);
+   * callable at any time.
    */
-  checkPositions(): void {
+  checkPositions(all = false): void {
+    const reliable = this.#bus.delivery === 'reliable' && !all;
     for (const entry of this.#entries.values()) {
-      if (entry.checking) continue;
+      if (entry.checking || (reliable && this.#runsHere(entry.taskId))) continue;
       for (const w of entry.watchers) {
         if (w.state !== 'live') continue;
         void this.#check(entry);

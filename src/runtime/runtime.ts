@@ -143,7 +143,9 @@ export class Taskstream implements AsyncDisposable {
       if (keep !== undefined) this.#pruner.stored(taskId, lastSeq, keep);
     });
     this.#pruner = new Pruner(this.store, this.logger);
-    this.#hub = new Hub(this.store, this.bus, onError, { positionCheckMs: this.#opts.positionCheckMs });
+    this.#hub = new Hub(this.store, this.bus, onError, {
+      positionCheckMs: this.#opts.positionCheckMs, runsHere: (taskId) => this.#active.has(taskId),
+    });
     this.#runDeps = {
       store: this.store, bus: this.bus, writer: this.#writer, emitter: this.#emitter, logger: this.logger,
       maxEventBytes: this.#opts.maxEventBytes, graceMs: this.#opts.graceMs,
