@@ -8,7 +8,10 @@
  *          (the group the runtime commits per tick when every task has one event in flight).
  *   naive: the same rows, one autocommit INSERT per row (what a write per event would cost).
  *
- *   node --import tsx bench/ingest.ts [--tasks 100] [--events 2000] [--json]
+ *   node --import tsx bench/ingest.ts [--tasks 100] [--events 2000] [--retain-events N] [--json]
+ *
+ * With --retain-events N the taskstream line is run with retention off and with it on (each twice,
+ * alternating, the faster counts), and both lines are reported: what pruning costs ingest.
  */
 import Database from 'better-sqlite3';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -24,6 +27,7 @@ const { values: args } = parseArgs({
     events: { type: 'string', default: '2000' },
     json: { type: 'boolean', default: false },
     'naive-max-ms': { type: 'string', default: '15000' },
+    'retain-events': { type: 'string' },
     /** Run only the taskstream line (for profiling: `node --cpu-prof --import tsx bench/ingest.ts --only-taskstream`). */
     'only-taskstream': { type: 'boolean', default: false },
   },
@@ -31,6 +35,7 @@ const { values: args } = parseArgs({
 const TASKS = positiveInt('tasks', args.tasks);
 const EVENTS = positiveInt('events', args.events);
 const NAIVE_MAX_MS = positiveInt('naive-max-ms', args['naive-max-ms']);
+const RETAIN = args['retain-events'] === undefined ? undefined : positiveInt('retain-events', args['retain-events']);
 const TOTAL = TASKS * EVENTS;
 
 const dir = mkdtempSync(join(tmpdir(), 'taskstream-bench-'));
@@ -103,7 +108,7 @@ function naivePerRow(): Line {
   return line(`naive: plain better-sqlite3, 1 autocommit INSERT per row${rows < TOTAL ? ` (stopped after ${rows} rows)` : ''}`, rows, seconds, used);
 }
 
-async function taskstream(tasks: number, events: number, file: string): Promise<Line> {
+async function taskstream(tasks: number, events: number, file: string, retainEvents?: number): Promise<Line> {
   let firstSend = Infinity;
   const ticker = defineTask({
     app: 'bench',
@@ -120,6 +125,7 @@ async function taskstream(tasks: number, events: number, file: string): Promise<
     tasks: [ticker],
     concurrency: tasks,
     sweepIntervalMs: 60_000,
+    retainEvents,
   });
   try {
     // Pending until started: every subscriber is attached before its task's first send.
@@ -157,8 +163,13 @@ async function taskstream(tasks: number, events: number, file: string): Promise<
     await Promise.all(consumers.map((c) => c.done));
     const cpuUsed = process.cpuUsage(cpu);
     if (delivered !== tasks * events) throw new Error(`delivered ${delivered} of ${tasks * events}`);
+    if (retainEvents !== undefined) {
+      const kept = (await runtime.events(ids[0]!)).length;
+      if (kept !== Math.min(retainEvents, events + 1)) throw new Error(`retention: task ${ids[0]} kept ${kept} events, not ${retainEvents}`);
+    }
     const sorted = latencies.subarray(0, delivered).sort();
-    return line('taskstream: stored + delivered to 1 subscriber each', delivered, (lastReceipt - firstSend) / 1000, cpuUsed, {
+    const name = `taskstream: stored + delivered to 1 subscriber each${retainEvents === undefined ? '' : `, retaining ${retainEvents} events per task`}`;
+    return line(name, delivered, (lastReceipt - firstSend) / 1000, cpuUsed, {
       p50Ms: sorted[Math.floor(delivered * 0.5)]!,
       p99Ms: sorted[Math.floor(delivered * 0.99)]!,
       maxMs: sorted[delivered - 1]!,
@@ -195,11 +206,19 @@ async function main(): Promise<void> {
   // The limit runs before and after taskstream and the faster run counts, so neither the order nor
   // a burst of load from elsewhere during one of them flatters the ratio.
   const before = limitBatched('limit-1.db');
-  const ts = await taskstream(TASKS, EVENTS, 'taskstream.db');
+  let ts = await taskstream(TASKS, EVENTS, 'taskstream.db');
+  let retained: Line | undefined;
+  if (RETAIN !== undefined) {
+    // off, on, on, off: the faster of each pair counts, so neither gets the quieter moment.
+    const on = [await taskstream(TASKS, EVENTS, 'retain-1.db', RETAIN), await taskstream(TASKS, EVENTS, 'retain-2.db', RETAIN)];
+    const off = await taskstream(TASKS, EVENTS, 'taskstream-2.db');
+    if (off.eventsPerSecond > ts.eventsPerSecond) ts = off;
+    retained = on[0]!.eventsPerSecond >= on[1]!.eventsPerSecond ? on[0]! : on[1]!;
+  }
   const after = limitBatched('limit-2.db');
   const limit = before.eventsPerSecond >= after.eventsPerSecond ? before : after;
   const naive = naivePerRow();
-  const lines = [ts, limit, naive];
+  const lines = retained === undefined ? [ts, limit, naive] : [ts, retained, limit, naive];
   const ratio = (l: Line): number => l.eventsPerSecond / limit.eventsPerSecond;
   const target = { eventsPerSecond: 50_000, ratioToLimit: 0.5 };
   const meets = ts.eventsPerSecond >= target.eventsPerSecond && ratio(ts) >= target.ratioToLimit;
@@ -208,6 +227,7 @@ async function main(): Promise<void> {
     console.log(JSON.stringify({
       date: new Date().toISOString(), machine, dir, tasks: TASKS, eventsPerTask: EVENTS, target, meetsTarget: meets,
       limitRuns: [before.eventsPerSecond, after.eventsPerSecond],
+      ...(retained === undefined ? {} : { retainEvents: RETAIN, retentionCost: 1 - retained.eventsPerSecond / ts.eventsPerSecond }),
       results: lines.map((l) => ({ ...l, ratioToLimit: ratio(l) })),
     }, null, 2));
     return;
@@ -221,6 +241,9 @@ async function main(): Promise<void> {
     console.log(`| ${l.name} | ${fmt(l.eventsPerSecond)} | ${ratio(l).toFixed(2)} | ${l.cpuUsPerEvent.toFixed(1)} | ${ms(l.p50Ms)} | ${ms(l.p99Ms)} | ${ms(l.maxMs)} |`);
   }
   console.log(`\nlimit = the faster of two runs (before taskstream: ${fmt(before.eventsPerSecond)}/s, after: ${fmt(after.eventsPerSecond)}/s); files under ${tmpdir()}`);
+  if (retained !== undefined) {
+    console.log(`retention (${RETAIN} events per task): ${(retained.eventsPerSecond / ts.eventsPerSecond).toFixed(2)}× the events/s without it, ${(retained.cpuUsPerEvent / ts.cpuUsPerEvent).toFixed(2)}× the CPU per event (target: costs <= 10%)`);
+  }
   console.log(`target: >= ${target.eventsPerSecond.toLocaleString('en-US')} events/s and >= ${target.ratioToLimit}× the limit: ${meets ? 'met' : 'NOT met'}`);
 }
 

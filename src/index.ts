@@ -1,5 +1,6 @@
 export { defineTask } from './task/define.js';
 export type { AnyTaskDefinition, InputOf, ResultOf, RetryPolicy, RunContext, TaskDefinition } from './task/define.js';
+export type { RetentionPolicy } from './task/retention.js';
 export { createTaskstream, Taskstream } from './runtime/runtime.js';
 export type { CreateOptions, CreateResult, TaskKind, TaskRef, TaskstreamOptions } from './runtime/runtime.js';
 export type { TaskEvent } from './runtime/subscription.js';

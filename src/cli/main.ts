@@ -82,9 +82,10 @@ serve's drain short, or Ctrl-C stopped tail.`)
     .option('--concurrency <n>', 'runs at once in this process', parsePositiveInt)
     .option('--shutdown-timeout <ms>', 'how long running tasks get to stop on shutdown', parseNonNegativeInt, 10_000)
     .option('--lease-ms <ms>', 'run lease; after a crash, runs are taken over once it expires (default 10000)', parsePositiveInt)
+    .option('--retain-events <n>', 'keep at most the N newest events of each task (the terminal one always); older ones are pruned', parsePositiveInt)
     .option('--insecure', 'allow binding a non-loopback address without a secret')
     .addOption(new Option('--log-level <level>', 'log level (logs are JSON on stderr)').choices(['debug', 'info', 'warn', 'error', 'silent']).default('info'))
-    .action(async (o: { port: number; host: string; socket?: string; db: string; redis?: string; redisPrefix?: string; tasks?: string; examples: boolean; concurrency?: number; shutdownTimeout: number; leaseMs?: number; insecure?: boolean; logLevel: string }) => {
+    .action(async (o: { port: number; host: string; socket?: string; db: string; redis?: string; redisPrefix?: string; tasks?: string; examples: boolean; concurrency?: number; shutdownTimeout: number; leaseMs?: number; retainEvents?: number; insecure?: boolean; logLevel: string }) => {
       setCode(await serve(o, io satisfies Io));
     });
 

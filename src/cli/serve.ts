@@ -32,6 +32,7 @@ export interface ServeOptions {
   readonly shutdownTimeout: number;
   readonly concurrency?: number;
   readonly leaseMs?: number;
+  readonly retainEvents?: number;
   readonly insecure?: boolean;
   readonly logLevel: string;
 }
@@ -55,7 +56,7 @@ export async function serve(options: ServeOptions, io: Io): Promise<number> {
 
   const logger = pino({ name: 'taskstream', level: options.logLevel }, pino.destination({ fd: 2, sync: true })) as Logger;
   const backend = await openBackend({ ...options, db: dbPath }, (err) => logger.warn({ err }, 'taskstream: bus error (streams catch up from the store)'));
-  const runtime = await createTaskstream({ store: backend.store, bus: backend.bus, tasks, logger, concurrency: options.concurrency, leaseMs: options.leaseMs });
+  const runtime = await createTaskstream({ store: backend.store, bus: backend.bus, tasks, logger, concurrency: options.concurrency, leaseMs: options.leaseMs, retainEvents: options.retainEvents });
   io.out(`taskstream: ${backend.description} opened and migrated`);
   io.out(`taskstream: ${tasks.length} task types: ${tasks.map((t) => `${t.app}/${t.type}`).join(', ')}`);
   logTaskLifecycle(runtime, logger);

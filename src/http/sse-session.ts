@@ -1,6 +1,6 @@
 import type { EndReason, Sink } from '../hub/hub.js';
 import type { Taskstream } from '../runtime/runtime.js';
-import { frameOf, PING, retryField } from '../sse/encode.js';
+import { encodeFrame, frameOf, PING, retryField } from '../sse/encode.js';
 import type { EventRecord, TaskRecord } from '../store/types.js';
 
 /** What an SSE stream writes to: a Node response or a Fetch ReadableStream. */
@@ -63,9 +63,11 @@ export class SseSession implements Sink {
     this.#attach();
   }
 
-  event(event: EventRecord): boolean {
+  event(event: EventRecord, shared: boolean): boolean {
+    // A live event's frame is built once and shared by every stream; a replayed one is this stream's alone.
     const transport = this.#transport;
-    if (transport.writeEvent !== undefined) transport.writeEvent(event, this.#app, this.#type);
+    if (!shared) transport.write(encodeFrame(event, this.#app, this.#type));
+    else if (transport.writeEvent !== undefined) transport.writeEvent(event, this.#app, this.#type);
     else transport.write(frameOf(event, this.#app, this.#type));
     this.#cursor = event.seq;
     return this.#transport.buffered() <= this.#options.maxBufferedBytes;

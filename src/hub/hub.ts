@@ -12,9 +12,13 @@ import { TERMINAL_EVENTS } from '../task/names.js';
  * what it already read for it (at most one page), and remembers only the highest seq announced
  * meanwhile, so a paused sink holds no growing queue. A sink without `onDrain` is ended with
  * `overflow` instead, and resumes from the store by seq itself.
+ *
+ * `shared` is true when other watchers of the task in this process get the same object (a live
+ * event from the bus), false when it was read from the store for this sink alone: a sink that
+ * caches work per event object (the SSE frame) gains nothing by caching a private one.
  */
 export interface Sink {
-  event(event: EventRecord): boolean;
+  event(event: EventRecord, shared: boolean): boolean;
   end(reason: EndReason): void;
   onDrain?(resume: () => void): void;
 }
@@ -27,6 +31,12 @@ export interface HubOptions {
   readonly pageBytes?: number;
   /** How often each watched task's stored position is compared with what was delivered. Default 1000 ms. */
   readonly positionCheckMs?: number;
+  /**
+   * Whether this process runs the task now. With a reliable bus such a task's new events all pass
+   * through this process's bus, and any seq they skip is caught by the seq-jump check, so the
+   * position check skips it.
+   */
+  readonly runsHere?: (taskId: number) => boolean;
 }
 
 type State = 'replay' | 'live' | 'paused' | 'done';
@@ -36,9 +46,15 @@ interface Watcher {
   /** Highest seq handed to the sink (or named by a gap). */
   cursor: number;
   state: State;
-  /** Read from the store (or taken from a bus batch) and not handed over yet: at most one page. */
-  kept: readonly EventRecord[];
+  /**
+   * Read from the store (or the rest of a bus batch) and not handed over yet: at most one page.
+   * The watcher's own array: each slot is cleared once handed over, so what the client already
+   * has (and its cached frame) is not held for the rest of the page.
+   */
+  kept: Array<EventRecord | undefined>;
   keptAt: number;
+  /** Whether `kept` holds the rest of a bus batch (objects shared with other watchers) rather than a page. */
+  keptShared: boolean;
   /** Highest seq known to exist: the last read's `lastSeq`, or what the bus announced since. -1 before the first read. */
   known: number;
   /** Positioned past the end of a running task (a Last-Event-ID beyond its log): its terminal event is still due. */
@@ -58,7 +74,6 @@ interface Entry {
   checking: boolean;
 }
 
-const EMPTY: readonly EventRecord[] = [];
 
 /** A watcher's state as it is now: calls (a sink's callbacks) and awaits change it behind TypeScript's narrowing. */
 function stateOf(w: Watcher): State {
@@ -95,6 +110,7 @@ export class Hub {
   readonly #onError: (err: unknown) => void;
   readonly #page: PageLimit;
   readonly #checkMs: number;
+  readonly #runsHere: (taskId: number) => boolean;
   readonly #offResync: () => void;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
@@ -105,7 +121,8 @@ export class Hub {
     this.#onError = onError;
     this.#page = { limit: options.pageRows ?? 1000, maxBytes: options.pageBytes ?? 256 * 1024 };
     this.#checkMs = options.positionCheckMs ?? 1000;
-    this.#offResync = bus.onResync(() => this.checkPositions());
+    this.#runsHere = options.runsHere ?? (() => false);
+    this.#offResync = bus.onResync(() => this.checkPositions(true));
   }
 
   /** Number of attached watchers, across tasks. */
@@ -123,7 +140,7 @@ export class Hub {
     }
     const entry = this.#entries.get(taskId) ?? this.#subscribe(taskId);
     const watcher: Watcher = {
-      sink, cursor: afterSeq, state: 'replay', kept: EMPTY, keptAt: 0, known: -1, beyond: false, prefetched: false, pumping: false,
+      sink, cursor: afterSeq, state: 'replay', kept: [], keptAt: 0, keptShared: false, known: -1, beyond: false, prefetched: false, pumping: false,
     };
     entry.watchers.add(watcher);
     void this.#pump(entry, watcher);
@@ -144,11 +161,13 @@ export class Hub {
   /**
    * The position check: one read per watched task with a live watcher; a watcher whose cursor is
    * behind the stored last seq (a lost bus message, a publisher on another bus) reads the rest
-   * from the store. Runs on a timer and after every bus resync; callable at any time.
+   * from the store. Runs on a timer and after every bus resync (`all`: tasks run here included);
+   * callable at any time.
    */
-  checkPositions(): void {
+  checkPositions(all = false): void {
+    const reliable = this.#bus.delivery === 'reliable' && !all;
     for (const entry of this.#entries.values()) {
-      if (entry.checking) continue;
+      if (entry.checking || (reliable && this.#runsHere(entry.taskId))) continue;
       for (const w of entry.watchers) {
         if (w.state !== 'live') continue;
         void this.#check(entry);
@@ -180,8 +199,9 @@ export class Hub {
         resolveLive(false);
       },
     );
+    // Not unref'd: a watcher waiting for events another process writes (seen only by this check)
+    // keeps the process alive, as a socket would; the timer goes with the last watcher, or close().
     this.#timer ??= setInterval(() => this.checkPositions(), this.#checkMs);
-    this.#timer.unref();
     return entry;
   }
 
@@ -197,18 +217,19 @@ export class Hub {
         const e = events[i]!;
         if (e.seq <= watcher.cursor) {
           // A stream positioned past the end still gets the terminal event, and ends.
-          if (watcher.beyond && TERMINAL_EVENTS.has(e.type)) this.#give(entry, watcher, e);
+          if (watcher.beyond && TERMINAL_EVENTS.has(e.type)) this.#give(entry, watcher, e, true);
           continue;
         }
         if (e.seq > watcher.cursor + 1) {
-          this.#toReplay(entry, watcher, top);
+          this.#toReplay(entry, watcher);
           break;
         }
-        if (!this.#give(entry, watcher, e)) {
+        if (!this.#give(entry, watcher, e, true)) {
           if (stateOf(watcher) === 'paused') {
             // The rest of this batch is already in memory (shared): keep it rather than read it again.
-            watcher.kept = events;
-            watcher.keptAt = i + 1;
+            watcher.kept = events.slice(i + 1); // the batch array is shared with the other watchers
+            watcher.keptAt = 0;
+            watcher.keptShared = true;
             if (top > watcher.known) watcher.known = top;
             void this.#pump(entry, watcher);
           }
@@ -218,9 +239,10 @@ export class Hub {
     }
   }
 
-  #toReplay(entry: Entry, watcher: Watcher, known: number): void {
+  /** Back to the store: the next read (always made) learns the log's position afresh. */
+  #toReplay(entry: Entry, watcher: Watcher): void {
     watcher.state = 'replay';
-    if (known > watcher.known) watcher.known = known;
+    watcher.known = -1;
     void this.#pump(entry, watcher);
   }
 
@@ -237,12 +259,10 @@ export class Hub {
         if (w.state === 'done' || w.state === 'live') return;
         if (w.keptAt < w.kept.length) {
           if (w.state === 'paused') return;
-          const e = w.kept[w.keptAt++]!;
-          if (w.keptAt === w.kept.length) {
-            w.kept = EMPTY;
-            w.keptAt = 0;
-          }
-          if (e.seq === w.cursor + 1) this.#give(entry, w, e);
+          const e = w.kept[w.keptAt]!;
+          w.kept[w.keptAt++] = undefined;
+          if (w.keptAt === w.kept.length) this.#drop(w);
+          if (e.seq === w.cursor + 1) this.#give(entry, w, e, w.keptShared);
           else if (e.seq > w.cursor) this.#drop(w); // not the next one: read on from the cursor instead
           continue;
         }
@@ -273,7 +293,7 @@ export class Hub {
         // Waiting past the end when the task finished: its terminal event is the stream's last frame.
         const last = await this.#store.readEvents(entry.taskId, page.lastSeq - 1, { limit: 1 });
         const terminal = last?.events[0];
-        if (terminal !== undefined && w.state !== 'done') this.#give(entry, w, terminal);
+        if (terminal !== undefined && w.state !== 'done') this.#give(entry, w, terminal, false);
       }
       // Attached at or past a finished task's last event (a reconnect after `complete`): nothing
       // will ever be published again, so end now instead of waiting forever.
@@ -284,10 +304,11 @@ export class Hub {
     if (page.lastSeq > w.known) w.known = page.lastSeq;
     w.kept = page.events;
     w.keptAt = 0;
+    w.keptShared = false;
     if (page.firstSeq > w.cursor + 1 && page.events.length > 0) {
       // Retention removed events this watcher never had: say so once, then go on from the window.
       const gap = runtimeEvents.gap(w.cursor + 1, page.firstSeq - 1);
-      this.#give(entry, w, { taskId: entry.taskId, seq: page.firstSeq - 1, type: gap.type, json: gap.json, at: Date.now() });
+      this.#give(entry, w, { taskId: entry.taskId, seq: page.firstSeq - 1, type: gap.type, json: gap.json, at: Date.now() }, false);
     }
     return w.state !== 'done';
   }
@@ -299,7 +320,7 @@ export class Hub {
       if (page === undefined || entry.removed) return;
       const finished = TERMINAL_STATUSES.has(page.status);
       for (const w of entry.watchers) {
-        if (w.state === 'live' && (w.cursor < page.lastSeq || finished)) this.#toReplay(entry, w, page.lastSeq);
+        if (w.state === 'live' && (w.cursor < page.lastSeq || finished)) this.#toReplay(entry, w);
       }
     } catch (err) {
       this.#onError(err);
@@ -309,11 +330,11 @@ export class Hub {
   }
 
   /** Hands one event over; returns false once the watcher stops taking (done or paused). */
-  #give(entry: Entry, w: Watcher, event: EventRecord): boolean {
+  #give(entry: Entry, w: Watcher, event: EventRecord, shared: boolean): boolean {
     w.cursor = event.seq;
     let accepted: boolean;
     try {
-      accepted = w.sink.event(event);
+      accepted = w.sink.event(event, shared);
     } catch (err) {
       this.#onError(err);
       this.#finish(entry, w, 'error');
@@ -345,7 +366,7 @@ export class Hub {
   }
 
   #drop(w: Watcher): void {
-    w.kept = EMPTY;
+    w.kept = [];
     w.keptAt = 0;
   }
 

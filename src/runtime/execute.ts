@@ -22,6 +22,8 @@ export interface ExecuteDeps {
   /** Announces stored events and commands; never throws. */
   readonly publish: (taskId: number, events: readonly EventRecord[]) => void;
   readonly announce: (command: Command) => void;
+  /** Retention: the newest events a type's tasks keep (undefined: all), pruned with the terminal write. */
+  readonly retainEvents?: (def: AnyTaskDefinition) => number | undefined;
 }
 
 /**
@@ -49,21 +51,21 @@ export async function executeRun(deps: ExecuteDeps, run: ActiveRun, def: AnyTask
   }
   await deps.writer.flush();
   const plan = planOutcome(run, settled, retryPolicyOf(def), timeoutMs, Date.now());
-  await applyPlan(deps, run, plan);
+  await applyPlan(deps, run, plan, deps.retainEvents?.(def));
 }
 
-async function applyPlan(deps: ExecuteDeps, run: ActiveRun, plan: Plan): Promise<void> {
+async function applyPlan(deps: ExecuteDeps, run: ActiveRun, plan: Plan, retainEvents: number | undefined): Promise<void> {
   if (plan.action === 'none') return;
   const now = Date.now();
   const result = await retrying(deps, () => plan.action === 'finish'
     ? deps.store.finishRun({
       taskId: run.id, epoch: run.epoch, status: plan.status, finalValue: plan.finalValue, error: plan.error,
-      cancelReason: plan.cancelReason, event: plan.event, unlessCancelRequested: plan.yieldsToCancel, now,
+      cancelReason: plan.cancelReason, event: plan.event, unlessCancelRequested: plan.yieldsToCancel, retainEvents, now,
     })
     : deps.store.requeueRun({ taskId: run.id, epoch: run.epoch, delayMs: Math.max(0, plan.runAt - now), event: plan.event, error: plan.error, now }));
   if (!result.ok && result.reason === 'cancel_requested') {
     // A cancel landed before this outcome was written: the cancel wins, as it was told.
-    return applyPlan(deps, run, cancelled(result.cancelReason));
+    return applyPlan(deps, run, cancelled(result.cancelReason), retainEvents);
   }
   if (!result.ok) {
     deps.logger.warn({ taskId: run.id }, 'taskstream: run outcome refused; another process owns the task now');

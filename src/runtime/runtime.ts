@@ -10,10 +10,12 @@ import { type AnyTaskDefinition, checkDelay, checkPositive, type InputOf, type T
 import { validateInput } from '../task/validate.js';
 import { assertName } from '../task/names.js';
 import { runtimeEvents } from '../task/events.js';
+import { checkRetainEvents, keepFor } from '../task/retention.js';
 import { Commands } from './commands.js';
 import { SafeEmitter, type TaskstreamEvents } from './emitter.js';
 import { type ExecuteDeps, executeRun, runInfo } from './execute.js';
 import { Leases } from './leases.js';
+import { Pruner } from './pruner.js';
 import { ActiveRun } from './run.js';
 import { Scheduler } from './scheduler.js';
 import { Subscription, type TaskEvent } from './subscription.js';
@@ -42,6 +44,12 @@ export interface TaskstreamOptions {
    * same store that this process's bus does not hear. Default 1000 ms.
    */
   readonly positionCheckMs?: number;
+  /**
+   * Retention: each task keeps at most its N newest events (the terminal one is never pruned); a
+   * type's own `retention` overrides this. Pruned in the background while a task runs (its log may
+   * briefly hold up to a tenth more), and exactly with the terminal write. Default: keep every event.
+   */
+  readonly retainEvents?: number;
   readonly logger?: Logger;
   /** This process's name in leases. Default: a random UUID. */
   readonly owner?: string;
@@ -91,6 +99,8 @@ export class Taskstream implements AsyncDisposable {
   readonly #scheduler: Scheduler;
   readonly #leases: Leases;
   readonly #commands: Commands;
+  readonly #pruner: Pruner;
+  readonly #retainEvents: number | undefined;
   #unsubscribeCommands: (() => void) | undefined;
   #closing: Promise<void> | undefined;
 
@@ -109,6 +119,8 @@ export class Taskstream implements AsyncDisposable {
       }
       this.#opts[key] = value;
     }
+    checkRetainEvents('createTaskstream: retainEvents', options.retainEvents);
+    this.#retainEvents = options.retainEvents;
     for (const def of options.tasks) {
       const kind = `${def.app}/${def.type}`;
       if (this.#defs.has(kind)) throw new TypeError(`createTaskstream: task type ${kind} is registered twice`);
@@ -130,8 +142,16 @@ export class Taskstream implements AsyncDisposable {
       },
       onError: onFault,
       retryForMs: this.#opts.leaseMs,
+      onStored: (taskId, lastSeq) => {
+        const run = this.#active.get(taskId);
+        const keep = run && this.#keep(run.task);
+        if (keep !== undefined) this.#pruner.stored(taskId, lastSeq, keep);
+      },
     });
-    this.#hub = new Hub(this.store, this.bus, onError, { positionCheckMs: this.#opts.positionCheckMs });
+    this.#pruner = new Pruner(this.store, this.logger);
+    this.#hub = new Hub(this.store, this.bus, onError, {
+      positionCheckMs: this.#opts.positionCheckMs, runsHere: (taskId) => this.#active.has(taskId),
+    });
     const schedule = (): void => this.#scheduler.schedule();
     this.#commands = new Commands({
       bus: this.bus, active: this.#active, schedule, onError: onFault,
@@ -147,7 +167,10 @@ export class Taskstream implements AsyncDisposable {
       graceMs: this.#opts.graceMs, logger: this.logger, active: this.#active, schedule,
       cancel: (taskId, reason) => this.#commands.cancelLocal(taskId, reason),
       publish: (events) => {
-        for (const e of events) this.#commands.publish(e.taskId, [e]);
+        for (const e of events) {
+          this.#commands.publish(e.taskId, [e]);
+          if (e.type === 'cancelled') this.#trimRecovered(e.taskId);
+        }
       },
     });
     this.#runDeps = {
@@ -155,6 +178,7 @@ export class Taskstream implements AsyncDisposable {
       maxEventBytes: this.#opts.maxEventBytes, graceMs: this.#opts.graceMs, retryForMs: this.#opts.leaseMs,
       publish: (taskId, events) => this.#commands.publish(taskId, events),
       announce: (command) => this.#commands.announce(command),
+      retainEvents: (def) => keepFor(def.retention, this.#retainEvents),
     };
   }
 
@@ -272,6 +296,9 @@ export class Taskstream implements AsyncDisposable {
     if (result.event) {
       this.#commands.publish(task.id, [result.event]);
       this.#emitter.emit('task:finished', { ...runInfo(task), status: 'cancelled' });
+      // A pending task's log (earlier attempts) is pruned just after its terminal event.
+      const keep = this.#keep(task);
+      if (keep !== undefined) this.#pruner.trimSoon(task.id, keep);
     } else {
       // The reason the store kept (the first cancel's), whichever call got here first.
       const kept = result.reason ?? reason;
@@ -398,6 +425,7 @@ export class Taskstream implements AsyncDisposable {
     this.#leases.stopRenewing();
     await step(() => this.#writer.flush());
     await step(() => this.#hub.close());
+    await step(() => this.#pruner.close());
     await step(() => this.#unsubscribeCommands?.());
     await step(() => this.bus.close());
     await step(() => this.store.close());
@@ -416,8 +444,23 @@ export class Taskstream implements AsyncDisposable {
         this.#active.delete(run.id);
         this.#leases.runEnded();
         run.finished();
+        this.#pruner.forget(run.id);
         this.#scheduler.schedule();
       });
+  }
+
+  /** A dead owner's run was finished as cancelled by recovery, which does not prune: prune it now. */
+  #trimRecovered(taskId: number): void {
+    this.get(taskId).then((task) => {
+      const keep = task && this.#keep(task);
+      if (keep !== undefined) this.#pruner.trimSoon(taskId, keep);
+    }, (err: unknown) => this.logger.warn({ err, taskId }, 'taskstream: pruning a recovered task failed'));
+  }
+
+  /** Events a task of this kind keeps (undefined: all). */
+  #keep(task: { readonly app: string; readonly type: string }): number | undefined {
+    const def = this.#defs.get(`${task.app}/${task.type}`);
+    return keepFor(def?.retention, this.#retainEvents);
   }
 }
 

@@ -15,6 +15,8 @@ export interface EventWriterHooks {
   readonly onError: (err: unknown, what: string) => void;
   /** How long a batch is retried while the store is unavailable; past it the runs' leases are gone anyway. */
   readonly retryForMs: number;
+  /** Hears each task's last stored seq per batch, after publishing (retention uses it; it must not block). */
+  readonly onStored?: (taskId: number, lastSeq: number) => void;
 }
 
 /**
@@ -126,6 +128,8 @@ export class EventWriter {
       }
     }
     for (const waiter of waiters.values()) waiter.resolve();
+    const onStored = this.#hooks.onStored;
+    if (onStored !== undefined) for (const [taskId, events] of byTask) onStored(taskId, events[events.length - 1]!.seq);
   }
 
   /** appendEvents, retried while the store says it is unavailable, up to `retryForMs`. */

@@ -1,6 +1,7 @@
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 import type { Logger } from '../logger.js';
 import { NAME_PATTERN } from './names.js';
+import { checkRetention, type RetentionPolicy } from './retention.js';
 
 /** What a run gets: one object carrying the abort signal and the ways to talk to watchers. */
 export interface RunContext {
@@ -43,6 +44,8 @@ export interface TaskDefinition<S extends StandardSchemaV1 = StandardSchemaV1, R
   /** How long a run that ignores its aborted signal is waited for before it is abandoned. Default 5000. */
   readonly graceMs?: number;
   readonly retries?: number | RetryPolicy;
+  /** How many of each task's newest events to keep; overrides the runtime's `retainEvents`. Default: the runtime's. */
+  readonly retention?: RetentionPolicy;
   readonly run: (ctx: RunContext, input: StandardSchemaV1.InferOutput<S>) => R | Promise<R>;
 }
 
@@ -72,6 +75,7 @@ export function defineTask<S extends StandardSchemaV1, R, const A extends string
   if (typeof run !== 'function') throw new TypeError(`defineTask ${app}/${type}: run must be a function`);
   if (typeof timeoutMs !== 'function') checkDelay(`${app}/${type} timeoutMs`, timeoutMs);
   checkDelay(`${app}/${type} graceMs`, graceMs);
+  checkRetention(`defineTask ${app}/${type}: retention`, definition.retention);
   const policy = typeof retries === 'number' ? { limit: retries } : retries;
   if (policy !== undefined) {
     if (!Number.isInteger(policy.limit) || policy.limit < 0) {

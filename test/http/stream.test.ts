@@ -18,7 +18,7 @@ const Gate = defineTask({
   },
 });
 
-describe('GET /stream', { timeout: 60_000 }, () => {
+describe('GET /stream', { timeout: 300_000 }, () => {
   let s: TestServer;
   before(async () => {
     s = await startServer({ tasks: [Gate], http: { heartbeatMs: 50, maxBufferedBytes: 64 * 1024, stalledClientMs: 300 } });
@@ -146,6 +146,7 @@ describe('GET /stream', { timeout: 60_000 }, () => {
   });
 
   test('a client that stops reading is paused, then dropped; a slow one catches up from the store', async () => {
+    // 25 MB: far more than the kernel's socket buffers, so the stalled client must be paused.
     const t = await create('test/Gate', { count: 2500, size: 10_000 });
     const path = new URL(t.stream).pathname;
     const { port } = new URL(s.url);
@@ -155,14 +156,17 @@ describe('GET /stream', { timeout: 60_000 }, () => {
     stalled.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n`);
     stalled.pause();
     const closed = new Promise<void>((resolve) => stalled.on('close', () => resolve()));
-    await until(s.runtime, () => s.runtime.stats.subscribers === before + 1, 2000, 'stalled client attached');
+    await until(s.runtime, () => s.runtime.stats.subscribers === before + 1, 10_000, 'stalled client attached');
     const healthy = watch(t.stream);
     await post(`${s.url}/tasks/test/Gate/${t.id}/signals/go`);
-    const events = await within(10_000, healthy.done, 'healthy client');
+    // Bounds are generous on purpose: they catch a hang, not a slow machine.
+    const events = await within(60_000, healthy.done, 'healthy client');
     assert.deepEqual(seqs(events), range(1, 2501));
-    stalled.resume(); // drain what the kernel buffered; the server must have closed it
-    await within(5000, closed, 'the server to drop the stalled client');
-    const rest = await within(5000, watch(t.stream).done, 'resume from the store');
+    // It never drains, so its stall timer drops it (the healthy client is detached by now).
+    await until(s.runtime, () => s.runtime.stats.subscribers === before, 60_000, 'the server to drop the stalled client');
+    stalled.resume(); // drain what the kernel buffered; the server has closed it
+    await within(60_000, closed, 'the stalled client\'s socket to close');
+    const rest = await within(60_000, watch(t.stream).done, 'resume from the store');
     assert.deepEqual(seqs(rest), range(1, 2501));
   });
 
