@@ -20,6 +20,8 @@ export interface SseOptions {
   readonly retryMs: number;
   readonly maxBufferedBytes: number;
   readonly stalledClientMs: number;
+  /** Told each time the stream pauses for a slow client (metrics). */
+  readonly onPause?: () => void;
 }
 
 /**
@@ -92,6 +94,7 @@ export class SseSession implements Sink {
 
   #pause(): void {
     this.#detach = undefined;
+    this.#options.onPause?.();
     this.#stallTimer = setTimeout(() => {
       if (this.#ended) return;
       this.#finish();

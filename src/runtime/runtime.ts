@@ -9,7 +9,7 @@ import { TERMINAL_STATUSES } from '../store/types.js';
 import { type AnyTaskDefinition, checkDelay, checkPositive, type InputOf, MAX_TIMER_MS, type TaskDefinition } from '../task/define.js';
 import { validateInput } from '../task/validate.js';
 import { assertName } from '../task/names.js';
-import { SafeEmitter, type TaskstreamEvents } from './emitter.js';
+import { type HttpEventName, SafeEmitter, type TaskstreamEvents } from './emitter.js';
 import { type ExecuteDeps, executeRun, runInfo } from './execute.js';
 import { ActiveRun } from './run.js';
 import { Subscription, type TaskEvent } from './subscription.js';
@@ -113,7 +113,7 @@ export class Taskstream implements AsyncDisposable {
     this.owner = options.owner ?? randomUUID();
     const onError = (err: unknown): void => this.logger.error({ err }, 'taskstream: internal listener failed');
     this.#emitter = new SafeEmitter(onError);
-    this.#writer = new EventWriter(this.store, this.bus, (taskId, err) => {
+    this.#writer = new EventWriter(this.store, this.bus, this.#emitter, (taskId, err) => {
       const run = this.#active.get(taskId);
       this.logger.warn({ err, taskId }, 'taskstream: events refused; stopping the run');
       run?.abort('lease_lost', 'events refused', undefined);
@@ -163,6 +163,11 @@ export class Taskstream implements AsyncDisposable {
 
   on<K extends keyof TaskstreamEvents>(name: K, listener: (payload: TaskstreamEvents[K]) => void): () => void {
     return this.#emitter.on(name, listener);
+  }
+
+  /** For the HTTP layer: reports stream events through this runtime's emitter (metrics, logs, tests). */
+  report<K extends HttpEventName>(name: K, payload: TaskstreamEvents[K]): void {
+    this.#emitter.emit(name, payload);
   }
 
   /** Validates the input against the type's schema and stores a pending task; it runs as soon as a slot is free. */
@@ -416,7 +421,7 @@ export class Taskstream implements AsyncDisposable {
         }
       } while (this.#claimAgain && !this.closed);
     } catch (err) {
-      this.logger.error({ err }, 'taskstream: claiming tasks failed');
+      this.#storeError('claiming tasks', err);
     }
   }
 
@@ -460,7 +465,7 @@ export class Taskstream implements AsyncDisposable {
       for (const taskId of lost) this.#active.get(taskId)?.abort('lease_lost', 'lease lost', this.#opts.graceMs);
       for (const { taskId, reason } of cancelRequested) this.#abortLocal(taskId, reason);
     } catch (err) {
-      this.logger.error({ err }, 'taskstream: renewing leases failed');
+      this.#storeError('renewing leases', err);
     }
   }
 
@@ -469,11 +474,19 @@ export class Taskstream implements AsyncDisposable {
     try {
       // Our own runs are alive even if a stalled event loop let their lease lapse: never recover them here.
       const events = await this.store.recoverExpired(Date.now(), [...this.#active.keys()]);
-      for (const e of events) this.bus.publishEvents(e.taskId, [e]);
+      for (const e of events) {
+        this.bus.publishEvents(e.taskId, [e]);
+        this.#emitter.emit('lease:expired', { taskId: e.taskId });
+      }
     } catch (err) {
-      this.logger.error({ err }, 'taskstream: recovering expired runs failed');
+      this.#storeError('recovering expired runs', err);
     }
     this.#schedule();
+  }
+
+  #storeError(operation: string, err: unknown): void {
+    this.logger.error({ err }, `taskstream: ${operation} failed`);
+    this.#emitter.emit('store:error', { operation, err });
   }
 }
 

@@ -1,6 +1,7 @@
 import type { Bus } from '../bus/types.js';
 import { LeaseLostError } from '../errors.js';
 import type { EventRecord, NewEvent, Store } from '../store/types.js';
+import type { SafeEmitter, TaskstreamEvents } from './emitter.js';
 
 interface Waiter {
   readonly promise: Promise<void>;
@@ -21,11 +22,13 @@ export class EventWriter {
   #chain: Promise<void> = Promise.resolve();
   readonly #store: Store;
   readonly #bus: Bus;
+  readonly #emitter: SafeEmitter<TaskstreamEvents>;
   readonly #onRefused: (taskId: number, err: unknown) => void;
 
-  constructor(store: Store, bus: Bus, onRefused: (taskId: number, err: unknown) => void) {
+  constructor(store: Store, bus: Bus, emitter: SafeEmitter<TaskstreamEvents>, onRefused: (taskId: number, err: unknown) => void) {
     this.#store = store;
     this.#bus = bus;
+    this.#emitter = emitter;
     this.#onRefused = onRefused;
   }
 
@@ -62,6 +65,7 @@ export class EventWriter {
     try {
       refused = await this.#store.appendEvents(batch);
     } catch (err) {
+      this.#emitter.emit('store:error', { operation: 'appending events', err });
       for (const [taskId, waiter] of waiters) {
         waiter.reject(err);
         this.#onRefused(taskId, err);
@@ -81,7 +85,12 @@ export class EventWriter {
       waiters.delete(taskId);
       this.#onRefused(taskId, err);
     }
-    for (const [taskId, events] of byTask) this.#bus.publishEvents(taskId, events);
+    let stored = 0;
+    for (const [taskId, events] of byTask) {
+      stored += events.length;
+      this.#bus.publishEvents(taskId, events);
+    }
+    if (stored > 0) this.#emitter.emit('events:appended', { count: stored });
     for (const waiter of waiters.values()) waiter.resolve();
   }
 }
