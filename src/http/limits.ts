@@ -61,11 +61,17 @@ export function resolveLimits(options: LimitsOptions | undefined): ResolvedLimit
 }
 
 /** Sets a Node server's header and request timeouts from the limits (what `taskstream serve` does). */
-export function serverTimeouts(limits: LimitsOptions = {}): { headersTimeout: number; requestTimeout: number } {
+export function serverTimeouts(limits: LimitsOptions = {}): { headersTimeout: number; requestTimeout: number; connectionsCheckingInterval: number } {
   const resolved = resolveLimits({ ...limits, rateLimit: undefined });
   // requestTimeout covers headers and body; it must not be shorter than headersTimeout. An SSE
-  // response is not affected: the timeout stops once the request has been received.
-  return { headersTimeout: resolved.headersTimeoutMs, requestTimeout: Math.max(resolved.headersTimeoutMs, resolved.bodyTimeoutMs) };
+  // response is not affected: the timeout stops once the request has been received. Node checks
+  // both on an interval (default 30 s, which would triple a 10 s limit): a quarter of the limit,
+  // at most a second (one walk over the open connections).
+  return {
+    headersTimeout: resolved.headersTimeoutMs,
+    requestTimeout: Math.max(resolved.headersTimeoutMs, resolved.bodyTimeoutMs),
+    connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(resolved.headersTimeoutMs / 4))),
+  };
 }
 
 export class RateLimiter {
