@@ -6,41 +6,11 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { StandardSchemaV1 } from '@standard-schema/spec';
-import { defineTask, type Logger } from '../../src/index.js';
+import { defineTask } from '../../src/index.js';
 import { getJson, post, startServer, type TestServer, until, within } from '../http/helpers.js';
+import { recordingLogger } from './helpers.js';
 
 const WAIT = 10_000;
-
-interface Line { readonly level: string; readonly obj: Record<string, unknown>; readonly msg: string | undefined }
-
-/** A logger that records every line, with a way to wait for one. */
-export function recordingLogger(): Logger & { lines: Line[]; waitFor(match: (l: Line) => boolean, what: string): Promise<Line> } {
-  const lines: Line[] = [];
-  const waiters = new Set<() => void>();
-  const make = (bindings: Record<string, unknown>): Logger => {
-    const at = (level: string) => (obj: object, msg?: string): void => {
-      lines.push({ level, obj: { ...bindings, ...obj }, msg });
-      waiters.forEach((w) => w());
-    };
-    return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), child: (b) => make({ ...bindings, ...b }) };
-  };
-  return Object.assign(make({}), {
-    lines,
-    waitFor(match: (l: Line) => boolean, what: string): Promise<Line> {
-      return within(WAIT, new Promise<Line>((resolve) => {
-        const check = (): void => {
-          const found = lines.find(match);
-          if (found) {
-            waiters.delete(check);
-            resolve(found);
-          }
-        };
-        waiters.add(check);
-        check();
-      }), what);
-    },
-  });
-}
 
 /** A schema whose validation has a bug (it throws a TypeError): a server fault, not the client's. */
 const buggySchema: StandardSchemaV1<unknown, unknown> = {
