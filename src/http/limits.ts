@@ -10,8 +10,10 @@
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 
 export interface RateLimitOptions {
-  /** Requests per second per client address (also the burst). */
+  /** Requests per client address per window (also the burst). */
   readonly points: number;
+  /** The window, in seconds. Default 1 (`points` requests per second). */
+  readonly durationSec?: number;
   /**
    * Where the counters live: `'memory'` (default; this process only) or a connected node-redis
    * client, so every process of a cluster shares them.
@@ -81,14 +83,16 @@ export class RateLimiter {
     if (options === null || typeof options !== 'object') throw new TypeError('http option limits.rateLimit must be { points, store? }');
     const { points } = options;
     if (!Number.isInteger(points) || points < 1) throw new TypeError(`http option limits.rateLimit.points must be a whole number >= 1, got ${String(points)}`);
+    const duration = options.durationSec ?? 1;
+    if (!Number.isInteger(duration) || duration < 1) throw new TypeError(`http option limits.rateLimit.durationSec must be a whole number >= 1, got ${String(duration)}`);
     const store = options.store ?? 'memory';
     if (store === 'memory') {
-      this.#limiter = new RateLimiterMemory({ points, duration: 1 });
+      this.#limiter = new RateLimiterMemory({ points, duration });
     } else if (store !== null && typeof store === 'object') {
       this.#limiter = new RateLimiterRedis({
-        storeClient: store, useRedisPackage: true, points, duration: 1, keyPrefix: options.keyPrefix ?? 'taskstream:rl',
+        storeClient: store, useRedisPackage: true, points, duration, keyPrefix: options.keyPrefix ?? 'taskstream:rl',
         // Redis down: fall back to a per-process limit rather than refusing everyone.
-        insuranceLimiter: new RateLimiterMemory({ points, duration: 1 }),
+        insuranceLimiter: new RateLimiterMemory({ points, duration }),
       });
     } else {
       throw new TypeError("http option limits.rateLimit.store must be 'memory' or a connected node-redis client");

@@ -24,8 +24,8 @@ function rawGet(port: number, path: string, host: string, headers: Record<string
 }
 
 describe('limits', { timeout: 60_000 }, () => {
-  test('--rate-limit: past N requests a second from one address, 429 with Retry-After; /health and /ready are exempt', async () => {
-    const s = await startServer({ http: { limits: { rateLimit: { points: 3 } } } });
+  test('--rate-limit: past N requests a window from one address, 429 with Retry-After; /health and /ready are exempt', async () => {
+    const s = await startServer({ http: { limits: { rateLimit: { points: 3, durationSec: 60 } } } });
     try {
       const statuses: number[] = [];
       for (let i = 0; i < 4; i++) statuses.push((await fetch(`${s.url}/tasks`)).status);
