@@ -12,7 +12,8 @@ import { startServer } from '../http/helpers.js';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
-async function connect(): Promise<ReturnType<typeof createClient> | undefined> {
+/** A connected client, or undefined when no Redis answers. */
+async function connect() {
   const client = createClient({ url: REDIS_URL, socket: { reconnectStrategy: false, connectTimeout: 2000 } });
   client.on('error', () => {});
   try {
