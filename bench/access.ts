@@ -9,7 +9,7 @@
  *   ingest:  T tasks, each emitting E events with one subscriber (token-authenticated); events
  *            stored and delivered per second.
  *
- *   node --import tsx bench/access.ts [--quick] [--rounds 3] [--subscribers 1000] [--events 2000] [--tasks 100] [--ingest-events 2000]
+ *   node --import tsx bench/access.ts [--quick] [--rounds 3] [--subscribers 1000] [--events 2000] [--tasks 100] [--ingest-events 2000] [--profile DIR]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
@@ -26,6 +26,8 @@ const { values: args } = parseArgs({
     events: { type: 'string' },
     tasks: { type: 'string' },
     'ingest-events': { type: 'string' },
+    /** Run each server with --cpu-prof, profiles into DIR/off and DIR/on. */
+    profile: { type: 'string' },
   },
 });
 const QUICK = args.quick;
@@ -45,7 +47,7 @@ class Server {
   readonly child: ChildProcess;
   port = 0;
   constructor(readonly mode: Mode) {
-    this.child = spawn(process.execPath, ['--import', 'tsx', SERVER, ...(mode === 'on' ? ['--key', BENCH_KEY, '--secret', BENCH_SECRET] : [])], { stdio: ['pipe', 'pipe', 'inherit'] });
+    this.child = spawn(process.execPath, [...(args.profile === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${args.profile}/${mode}`]), '--import', 'tsx', SERVER, ...(mode === 'on' ? ['--key', BENCH_KEY, '--secret', BENCH_SECRET] : [])], { stdio: ['pipe', 'pipe', 'inherit'] });
   }
   async ready(): Promise<void> {
     const lines = createInterface({ input: this.child.stdout! });
