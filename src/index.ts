@@ -27,3 +27,7 @@ export {
 export type { AbortKind, ErrorCode, ValidationIssue } from './errors.js';
 export { createFetchHandler, createHandler, encodeFrame } from './http/index.js';
 export type { FetchHandler, HttpOptions, NodeHandler, TaskJson } from './http/index.js';
+export { createMetrics, createStreamToken, serverTimeouts } from './http/index.js';
+export type {
+  AccessOptions, ConnectionInfo, LimitsOptions, MetricsOptions, RateLimitOptions, Scope, StreamTokenOptions, TaskstreamMetrics,
+} from './http/index.js';

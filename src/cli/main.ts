@@ -14,7 +14,8 @@ import {
 } from './args.js';
 import { cleanupCommand as cleanup, dbOption, migrateCommand as migrate, redisOptions } from './backend.js';
 import { cancelCommand, createCommand, listCommand, signalCommand, tailCommand, type RemoteIo } from './remote.js';
-import { serve, type Io } from './serve.js';
+import { serve, type Io, type ServeOptions } from './serve.js';
+import { addServeAccessOptions } from './serve-flags.js';
 
 const STATUSES = ['pending', 'running', 'completed', 'failed', 'cancelled', 'timed_out'] as const;
 const DEFAULT_URL = 'http://127.0.0.1:8888';
@@ -64,10 +65,11 @@ serve's drain short, or Ctrl-C stopped tail.`)
     .configureOutput({ outputError: () => {} })
     .showHelpAfterError(false);
 
-  /** A command that talks to a running server: --url (or TASKSTREAM_URL) and --token (or TASKSTREAM_TOKEN). */
+  /** A command that talks to a running server: --url (or TASKSTREAM_URL), --key (or TASKSTREAM_KEY), --token (or TASKSTREAM_TOKEN). */
   const remote = (name: string): Command => program.command(name)
     .addOption(new Option('--url <url>', 'server to talk to').env('TASKSTREAM_URL').default(DEFAULT_URL).argParser(parseUrl))
-    .addOption(new Option('--token <key>', 'sent as Authorization: Bearer <key>').env('TASKSTREAM_TOKEN'));
+    .addOption(new Option('--key <key>', 'API key of a server with Access on (sent as Authorization: Bearer)').env('TASKSTREAM_KEY'))
+    .addOption(new Option('--token <token>', 'a stream token for one task instead of a key (tail, cancel, signal)').env('TASKSTREAM_TOKEN'));
 
   program.command('serve')
     .description('serve the HTTP API, SSE streams and the dashboard, running tasks in this process')
@@ -78,14 +80,17 @@ serve's drain short, or Ctrl-C stopped tail.`)
     .addOption(redisOptions()[0]!)
     .addOption(redisOptions()[1]!)
     .option('--tasks <module>', 'JS or TS module exporting your own task definitions')
+    .option('--examples', 'serve the example tasks under app "examples" on a non-loopback address too (HttpFetchTask fetches any URL)')
     .option('--no-examples', 'do not serve the example tasks under app "examples"')
     .option('--concurrency <n>', 'runs at once in this process', parsePositiveInt)
     .option('--shutdown-timeout <ms>', 'how long running tasks get to stop on shutdown', parseNonNegativeInt, 10_000)
     .option('--lease-ms <ms>', 'run lease; after a crash, runs are taken over once it expires (default 10000)', parsePositiveInt)
     .option('--retain-events <n>', 'keep at most the N newest events of each task (the terminal one always); older ones are pruned', parsePositiveInt)
-    .option('--insecure', 'allow binding a non-loopback address without a secret')
-    .addOption(new Option('--log-level <level>', 'log level (logs are JSON on stderr)').choices(['debug', 'info', 'warn', 'error', 'silent']).default('info'))
-    .action(async (o: { port: number; host: string; socket?: string; db: string; redis?: string; redisPrefix?: string; tasks?: string; examples: boolean; concurrency?: number; shutdownTimeout: number; leaseMs?: number; retainEvents?: number; insecure?: boolean; logLevel: string }) => {
+    .option('--insecure', 'allow binding a non-loopback address without an API key')
+    .addOption(new Option('--log-level <level>', 'log level (logs go to stderr)').choices(['debug', 'info', 'warn', 'error', 'silent']).default('info'))
+    .addOption(new Option('--log-format <format>', 'json, or pretty for people (default: pretty on a terminal)').choices(['json', 'pretty']));
+  addServeAccessOptions(program.commands.at(-1)!)
+    .action(async (o: ServeOptions) => {
       setCode(await serve(o, io satisfies Io));
     });
 
@@ -96,7 +101,7 @@ serve's drain short, or Ctrl-C stopped tail.`)
     .option('--idempotency-key <key>', 'return the task first created with this key instead of another')
     .option('--follow', 'then print its events until it ends (like tail)')
     .option('--json', 'print the task JSON the server returned')
-    .action(async (kind: ReturnType<typeof parseKind>, o: { input: Record<string, unknown>; idempotencyKey?: string; follow?: boolean; json?: boolean; url: string; token?: string }) => {
+    .action(async (kind: ReturnType<typeof parseKind>, o: { input: Record<string, unknown>; idempotencyKey?: string; follow?: boolean; json?: boolean; url: string; key?: string; token?: string }) => {
       setCode(await createCommand(kind, o, io));
     });
 
@@ -104,7 +109,7 @@ serve's drain short, or Ctrl-C stopped tail.`)
     .description('print a task\'s events as they arrive; exit 0 on complete, 1 on error/cancelled/timeout')
     .argument('<app/type/id>', 'task, e.g. examples/ExampleTask/42', parseRef)
     .option('--last-event-id <n>', 'only events after this seq', parseNonNegativeInt)
-    .action(async (ref: ReturnType<typeof parseRef>, o: { lastEventId?: number; url: string; token?: string }) => {
+    .action(async (ref: ReturnType<typeof parseRef>, o: { lastEventId?: number; url: string; key?: string; token?: string }) => {
       setCode(await tailCommand(ref, o, io));
     });
 
@@ -112,7 +117,7 @@ serve's drain short, or Ctrl-C stopped tail.`)
     .description('cancel a pending or running task')
     .argument('<app/type/id>', 'task', parseRef)
     .option('--reason <reason>', 'recorded as the cancel reason')
-    .action(async (ref: ReturnType<typeof parseRef>, o: { reason?: string; url: string; token?: string }) => {
+    .action(async (ref: ReturnType<typeof parseRef>, o: { reason?: string; url: string; key?: string; token?: string }) => {
       setCode(await cancelCommand(ref, o, io));
     });
 
@@ -121,7 +126,7 @@ serve's drain short, or Ctrl-C stopped tail.`)
     .argument('<app/type/id>', 'task', parseRef)
     .argument('<name>', 'signal name', parseName)
     .option('--payload <json>', 'JSON payload', parseJson)
-    .action(async (ref: ReturnType<typeof parseRef>, name: string, o: { payload?: unknown; url: string; token?: string }) => {
+    .action(async (ref: ReturnType<typeof parseRef>, name: string, o: { payload?: unknown; url: string; key?: string; token?: string }) => {
       setCode(await signalCommand(ref, name, o, io));
     });
 
@@ -133,7 +138,7 @@ serve's drain short, or Ctrl-C stopped tail.`)
     .option('--limit <n>', 'at most this many (1 to 1000)', parseIntRange(1, 1000), 20)
     .option('--before <id>', 'only tasks older than this id (the next page)', parsePositiveInt)
     .option('--json', 'print the JSON the server returned')
-    .action(async (o: { app?: string; type?: string; status?: string; limit: number; before?: number; json?: boolean; url: string; token?: string }) => {
+    .action(async (o: { app?: string; type?: string; status?: string; limit: number; before?: number; json?: boolean; url: string; key?: string; token?: string }) => {
       setCode(await listCommand(o, io));
     });
 

@@ -16,15 +16,19 @@ export interface RemoteIo {
 
 export interface RemoteOptions {
   readonly url: string;
+  /** API key (`--key`, TASKSTREAM_KEY). */
+  readonly key?: string;
+  /** Stream token for one task (`--token`, TASKSTREAM_TOKEN); the key wins when both are given. */
   readonly token?: string;
 }
 
 const FAILED_STATUSES = new Set(['failed', 'cancelled', 'timed_out']);
 
 function client(options: RemoteOptions): TaskstreamClient {
+  const credential = options.key ?? options.token;
   return createClient({
     baseUrl: options.url,
-    ...(options.token === undefined ? {} : { headers: { authorization: `Bearer ${options.token}` } }),
+    ...(credential === undefined ? {} : { headers: { authorization: `Bearer ${credential}` } }),
     fetch: (input, init) => fetchOrExplain(options.url, input, init),
   });
 }

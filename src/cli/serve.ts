@@ -11,30 +11,25 @@ import { createServer, type Server } from 'node:http';
 import { connect } from 'node:net';
 import { lstatSync, unlinkSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { pino } from 'pino';
 import { exampleTasks } from '../../examples/tasks.js';
-import { createHandler } from '../http/index.js';
+import { createHandler, serverTimeouts } from '../http/index.js';
 import { createTaskstream, type AnyTaskDefinition, type Logger, type Taskstream } from '../index.js';
 import { EXIT, UsageError, reason } from './args.js';
 import { checkDbPath } from './db.js';
 import { isPostgresUrl, openBackend } from './backend.js';
 import { loadTaskModule } from './load-tasks.js';
+import { serveHttpOptions, servesExamples, serveLogger, type ServeHttpFlags } from './serve-http.js';
 
-export interface ServeOptions {
+export interface ServeOptions extends ServeHttpFlags {
   readonly port: number;
-  readonly host: string;
-  readonly socket?: string;
   readonly db: string;
   readonly redis?: string;
   readonly redisPrefix?: string;
   readonly tasks?: string;
-  readonly examples: boolean;
   readonly shutdownTimeout: number;
   readonly concurrency?: number;
   readonly leaseMs?: number;
   readonly retainEvents?: number;
-  readonly insecure?: boolean;
-  readonly logLevel: string;
 }
 
 export interface Io {
@@ -42,26 +37,22 @@ export interface Io {
   readonly err: (line: string) => void;
 }
 
-const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost', '::ffff:127.0.0.1']);
-
 /** Runs the server until a signal has shut it down; resolves with the process's exit code. */
 export async function serve(options: ServeOptions, io: Io): Promise<number> {
   const dbPath = isPostgresUrl(options.db) ? options.db : checkDbPath(options.db);
-  if (options.socket === undefined && !LOOPBACK.has(options.host) && !/^127\./.test(options.host) && options.insecure !== true) {
-    throw new UsageError(`--host ${options.host}: refusing to serve an open server beyond loopback; pass --insecure to do it anyway`);
-  }
-  const tasks: AnyTaskDefinition[] = options.examples ? [...exampleTasks] : [];
+  const httpOptions = serveHttpOptions(options);
+  const tasks: AnyTaskDefinition[] = servesExamples(options) ? [...exampleTasks] : [];
   if (options.tasks !== undefined) tasks.push(...(await loadTaskModule(options.tasks)));
-  if (tasks.length === 0) throw new UsageError('no task types to serve: --no-examples needs --tasks MODULE');
+  if (tasks.length === 0) throw new UsageError('no task types to serve: without the examples (--no-examples, or a non-loopback --host without --examples) pass --tasks MODULE');
 
-  const logger = pino({ name: 'taskstream', level: options.logLevel }, pino.destination({ fd: 2, sync: true })) as Logger;
+  const logger = serveLogger(options);
   const backend = await openBackend({ ...options, db: dbPath }, (err) => logger.warn({ err }, 'taskstream: bus error (streams catch up from the store)'));
   const runtime = await createTaskstream({ store: backend.store, bus: backend.bus, tasks, logger, concurrency: options.concurrency, leaseMs: options.leaseMs, retainEvents: options.retainEvents });
   io.out(`taskstream: ${backend.description} opened and migrated`);
   io.out(`taskstream: ${tasks.length} task types: ${tasks.map((t) => `${t.app}/${t.type}`).join(', ')}`);
   logTaskLifecycle(runtime, logger);
 
-  const server = createServer(createHandler(runtime));
+  const server = createServer(serverTimeouts(httpOptions.limits), createHandler(runtime, httpOptions));
   try {
     io.out(`taskstream: listening on ${await listen(server, options)}`);
   } catch (err) {
@@ -87,12 +78,15 @@ export async function serve(options: ServeOptions, io: Io): Promise<number> {
   });
 }
 
-/** Stop accepting, drain the runtime (runs back to pending, streams ended), close the server. */
+/**
+ * Drain the runtime (runs back to pending, streams ended), then close the server. The listening
+ * socket stays open while draining, so clients get the documented 503 (`/ready` draining, new
+ * streams and creates with Retry-After) rather than a refused connection.
+ */
 async function shutdown(server: Server, runtime: Taskstream, options: ServeOptions, io: Io, signal: string): Promise<number> {
   const running = runtime.stats.running;
   io.out(`taskstream: shutdown started (${signal}); ${running} running, waiting up to ${options.shutdownTimeout} ms`);
   let code: number = EXIT.ok;
-  const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
   let interrupted = 0;
   const off = runtime.on('task:requeued', (info) => {
     if (info.reason === 'shutdown') interrupted++;
@@ -108,6 +102,7 @@ async function shutdown(server: Server, runtime: Taskstream, options: ServeOptio
   }
   // Streams have ended; idle keep-alive sockets are closed by server.close(). A client that
   // still holds a request open after the drain is cut off rather than waited for.
+  const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
   server.closeIdleConnections();
   const cut = setTimeout(() => server.closeAllConnections(), 1000);
   await serverClosed;

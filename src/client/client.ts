@@ -88,15 +88,34 @@ export function createClient<Defs extends readonly ClientTaskDefinition[] = read
     return new Headers(typeof source === 'function' ? await source() : source);
   };
 
-  async function request(method: string, path: string, what: string, init: { body?: unknown; headers?: Record<string, string>; signal?: AbortSignal | undefined; allow?: number[] } = {}): Promise<unknown> {
+  // Stream tokens seen on task JSON (create responses, or refs the caller passes), used for that
+  // task's routes when no Authorization header is configured. Bounded: oldest forgotten first.
+  const tokens = new Map<string, string>();
+  const remember = (ref: TaskRefInput, task: TaskPointer): string | undefined => {
+    const given = typeof ref === 'object' && ref !== null ? (ref as { stream_token?: unknown }).stream_token : undefined;
+    const key = label(task);
+    if (typeof given === 'string' && given !== '') {
+      tokens.delete(key);
+      tokens.set(key, given);
+      if (tokens.size > 256) tokens.delete(tokens.keys().next().value!);
+    }
+    return tokens.get(key);
+  };
+  /** The configured headers, plus the task's stream token when they carry no Authorization. */
+  const taskHeaders = async (token: string | undefined): Promise<Headers> => {
     const h = await headers();
+    if (token !== undefined && !h.has('authorization')) h.set('authorization', `Bearer ${token}`);
+    return h;
+  };
+
+  async function request(method: string, path: string, what: string, init: { body?: unknown; headers?: Record<string, string>; signal?: AbortSignal | undefined; allow?: number[]; token?: string | undefined } = {}): Promise<unknown> {
+    const h = await taskHeaders(init.token);
     h.set('accept', 'application/json');
     for (const [key, value] of Object.entries(init.headers ?? {})) h.set(key, value);
+    // Every POST says JSON, even without a body: the server refuses other POSTs (CSRF guard).
+    if (method === 'POST') h.set('content-type', 'application/json');
     let body: string | undefined;
-    if (init.body !== undefined) {
-      h.set('content-type', 'application/json');
-      body = JSON.stringify(init.body);
-    }
+    if (init.body !== undefined) body = JSON.stringify(init.body);
     const response = await doFetch(`${base}${path}`, {
       method, headers: h, ...(body === undefined ? {} : { body }), ...(init.signal ? { signal: init.signal } : {}),
     });
@@ -112,13 +131,15 @@ export function createClient<Defs extends readonly ClientTaskDefinition[] = read
     async create(kind, input, createOptions = {}) {
       const [app, type] = parseKind(kind);
       const extra: Record<string, string> = createOptions.idempotencyKey === undefined ? {} : { 'idempotency-key': createOptions.idempotencyKey };
-      return (await request('POST', `/tasks/${enc(app)}/${enc(type)}`, `create ${kind}`, {
+      const task = (await request('POST', `/tasks/${enc(app)}/${enc(type)}`, `create ${kind}`, {
         body: input ?? {}, headers: extra, signal: createOptions.signal,
-      })) as never;
+      })) as TaskJson;
+      if (typeof task.stream_token === 'string') remember(task, { app: task.app, type: task.type, id: task.id });
+      return task as never;
     },
     async get(ref, requestOptions = {}) {
       const task = parseRef(ref);
-      return (await request('GET', taskPath(task), `get ${label(task)}`, { signal: requestOptions.signal })) as TaskJson;
+      return (await request('GET', taskPath(task), `get ${label(task)}`, { signal: requestOptions.signal, token: remember(ref, task) })) as TaskJson;
     },
     async list(query = {}, requestOptions = {}) {
       const params = new URLSearchParams();
@@ -132,27 +153,29 @@ export function createClient<Defs extends readonly ClientTaskDefinition[] = read
     async cancel(ref, reason, requestOptions = {}) {
       const task = parseRef(ref);
       const body = (await request('POST', `${taskPath(task)}/cancel`, `cancel ${label(task)}`, {
-        body: reason === undefined ? undefined : { reason }, signal: requestOptions.signal, allow: [409],
+        body: reason === undefined ? undefined : { reason }, signal: requestOptions.signal, allow: [409], token: remember(ref, task),
       })) as CancelResult;
       return { cancelled: body.cancelled, status: body.status };
     },
     async signal(ref, name, payload, requestOptions = {}) {
       const task = parseRef(ref);
       const body = (await request('POST', `${taskPath(task)}/signals/${enc(name)}`, `signal ${name} to ${label(task)}`, {
-        body: payload, signal: requestOptions.signal, allow: [409],
+        body: payload, signal: requestOptions.signal, allow: [409], token: remember(ref, task),
       })) as SignalResult;
       return body.delivered ? { delivered: true } : { delivered: false, ...(body.status ? { status: body.status } : {}) };
     },
     stream(ref, streamOptions) {
       const task = parseRef(ref);
+      const token = remember(ref, task);
       return streamTask({
-        fetch: doFetch, headers, task,
+        fetch: doFetch, headers: () => taskHeaders(token), task,
         streamUrl: `${base}/stream/${enc(task.app)}/${enc(task.type)}/${task.id}`,
         taskUrl: `${base}${taskPath(task)}`,
       }, streamOptions);
     },
     async result(ref, streamOptions = {}) {
       const task = parseRef(ref);
+      remember(ref, task);
       const current = await client.get(task, streamOptions.signal ? { signal: streamOptions.signal } : {});
       if (isTerminal(current.status)) return outcomeOfTask(current) as never;
       // Everything up to last_seq is history; the terminal event comes after it.

@@ -27,7 +27,7 @@ export interface TaskJson<R = unknown, A extends string = string, T extends stri
   readonly first_seq: number;
   readonly last_seq: number;
   readonly stream_url: string;
-  /** Present when the server has a secret: a signed token that lets a browser read this task's stream. */
+  /** On the create response when the server has Access on: a token that reads this task (its stream and JSON) and nothing else. */
   readonly stream_token?: string;
 }
 
@@ -73,8 +73,11 @@ export interface StreamEvent<D extends object = Record<string, unknown>> {
 
 export const TERMINAL_EVENT_TYPES: ReadonlySet<string> = new Set(['complete', 'error', 'cancelled', 'timeout']);
 
-/** A task: `{app, type, id}` (a task JSON object is one), or the string `'app/type/id'`. */
-export type TaskRefInput = string | { readonly app: string; readonly type: string; readonly id: number | string };
+/**
+ * A task: `{app, type, id}` (a task JSON object is one), or the string `'app/type/id'`. An object
+ * with a `stream_token` (a create response) lets the client use that token for the task's routes.
+ */
+export type TaskRefInput = string | { readonly app: string; readonly type: string; readonly id: number | string; readonly stream_token?: string | undefined };
 
 // ---------------------------------------------------------------------------------------------
 // Typing from task definitions.

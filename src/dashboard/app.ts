@@ -8,10 +8,12 @@
  * unreachable). API paths are resolved against the page's own directory, so the dashboard works
  * wherever the handler is mounted.
  */
+import { ApiError } from './ui/api.js';
 import { clientBackend } from './ui/backend.js';
 import { byId } from './ui/dom.js';
 import { TaskView } from './ui/detail.js';
 import { CreateForm } from './ui/form.js';
+import { KeyPrompt } from './ui/key.js';
 import { TaskList } from './ui/list.js';
 import type { TaskRef } from './ui/model.js';
 import { isTerminal, keyOf } from './ui/model.js';
@@ -51,8 +53,10 @@ function boot(): void {
       list.render(tasks);
       list.select(view.current ? keyOf(view.current) : '');
       next = tasks.some((t) => !isTerminal(t.status)) ? REFRESH_BUSY_MS : REFRESH_IDLE_MS;
-    } catch {
-      reachable = false;
+    } catch (err) {
+      // 401: the server is there but wants a key.
+      reachable = err instanceof ApiError && err.status === 401;
+      if (reachable) keyPrompt.ask();
       next = REFRESH_BUSY_MS;
     }
     showConnection();
@@ -73,6 +77,10 @@ function boot(): void {
     }
   }
 
+  const keyPrompt = new KeyPrompt(byId('create-form').closest('.side') ?? document.body, () => {
+    void form.load();
+    refreshSoon(0);
+  });
   const form = new CreateForm(backend, (task) => {
     location.hash = `#/tasks/${keyOf(task)}`;
     refreshSoon(0);

@@ -1,9 +1,18 @@
+import { randomUUID } from 'node:crypto';
 import type { Taskstream } from '../runtime/runtime.js';
 import { type HttpOptions, resolveHttpOptions, SSE_HEADERS, stripBase } from './options.js';
-import { type HttpRequest, route } from './routes.js';
+import { answer } from './pipeline.js';
+import { logRequest, safeRequestId } from './request-log.js';
+import type { HttpRequest } from './routes.js';
 import { Heartbeat, SseSession, type SseTransport } from './sse-session.js';
 
-export type FetchHandler = (request: Request) => Promise<Response>;
+/** What a Fetch server knows about the connection: the client's address (rate limit) and the address it accepted on (Host check). */
+export interface ConnectionInfo {
+  readonly remoteAddress?: string;
+  readonly localAddress?: string;
+}
+
+export type FetchHandler = (request: Request, connection?: ConnectionInfo) => Promise<Response>;
 
 /**
  * The same routes as a Fetch-API handler (`Request → Response`), for Hono, Next.js route handlers,
@@ -11,9 +20,11 @@ export type FetchHandler = (request: Request) => Promise<Response>;
  * bounded by `maxBufferedBytes`: a reader that falls behind is errored, and resumes by Last-Event-ID.
  */
 export function createFetchHandler(runtime: Taskstream, options: HttpOptions = {}): FetchHandler {
-  const opts = resolveHttpOptions(options);
+  const opts = resolveHttpOptions(runtime, options);
   const heartbeat = new Heartbeat(opts.heartbeatMs);
-  return async (request) => {
+  return async (request, connection = {}) => {
+    const started = performance.now();
+    const requestId = safeRequestId(request.headers.get('x-request-id')) ?? randomUUID();
     const url = new URL(request.url);
     const req: HttpRequest = {
       method: request.method,
@@ -23,12 +34,22 @@ export function createFetchHandler(runtime: Taskstream, options: HttpOptions = {
       atMountWithoutSlash: opts.basePath !== '' && url.pathname === opts.basePath,
       header: (name) => request.headers.get(name) ?? undefined,
       body: (limit) => readBody(request, limit),
+      remoteAddress: connection.remoteAddress,
+      localAddress: connection.localAddress,
+      requestId,
     };
-    const reply = await route(runtime, req, { maxBodyBytes: opts.maxBodyBytes, dashboard: opts.dashboard });
+    const result = await answer(runtime, req, opts, () => heartbeat.size);
+    const reply = result.reply;
+    const status = reply.kind === 'body' ? reply.status : 200;
+    const seconds = (performance.now() - started) / 1000;
+    opts.metrics?.observeRequest(result.route, req.method, status, seconds);
+    logRequest(opts.logger, { requestId, method: req.method, route: result.route, url: `${url.pathname}${url.search}`, status, seconds, reply });
     if (reply.kind === 'body') {
       const body = request.method === 'HEAD' || reply.status === 204 ? null : reply.body;
       return new Response(body as BodyInit | null, { status: reply.status, headers: reply.headers });
     }
+    const metrics = opts.metrics;
+    const taskId = reply.task.id;
     const encoder = new TextEncoder();
     let session: SseSession | undefined;
     let drained: (() => void) | undefined;
@@ -38,7 +59,9 @@ export function createFetchHandler(runtime: Taskstream, options: HttpOptions = {
           let closed = false;
           const transport: SseTransport = {
             write: (chunk) => {
-              if (!closed) controller.enqueue(encoder.encode(chunk));
+              if (closed) return;
+              if (metrics !== undefined && chunk.charCodeAt(0) === 0x69) metrics.framesSent(1);
+              controller.enqueue(encoder.encode(chunk));
             },
             buffered: () => Math.max(0, opts.maxBufferedBytes - (controller.desiredSize ?? 0)),
             end: () => {
@@ -53,8 +76,12 @@ export function createFetchHandler(runtime: Taskstream, options: HttpOptions = {
               drained = callback;
             },
           };
-          session = new SseSession(transport, reply.task, opts, (s) => heartbeat.delete(s));
+          session = new SseSession(transport, reply.task, { ...opts, onPause: () => runtime.report('stream:paused', { taskId }) }, (s) => {
+            heartbeat.delete(s);
+            runtime.report('stream:closed', { taskId });
+          });
           heartbeat.add(session);
+          runtime.report('stream:opened', { taskId });
           session.start(runtime, reply.afterSeq);
         },
         pull(controller) {
@@ -72,7 +99,7 @@ export function createFetchHandler(runtime: Taskstream, options: HttpOptions = {
       { highWaterMark: opts.maxBufferedBytes, size: (chunk) => chunk.byteLength },
     );
     request.signal.addEventListener('abort', () => session?.disconnected(), { once: true });
-    return new Response(stream, { status: 200, headers: SSE_HEADERS });
+    return new Response(stream, { status: 200, headers: { ...reply.headers, ...SSE_HEADERS } });
   };
 }
 

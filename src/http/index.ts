@@ -1,7 +1,13 @@
 export { createHandler } from './node.js';
 export type { NodeHandler } from './node.js';
 export { createFetchHandler } from './fetch.js';
-export type { FetchHandler } from './fetch.js';
+export type { ConnectionInfo, FetchHandler } from './fetch.js';
+export { createStreamToken } from './access.js';
+export type { AccessOptions, Scope, StreamTokenOptions } from './access.js';
+export { serverTimeouts } from './limits.js';
+export type { LimitsOptions, RateLimitOptions } from './limits.js';
+export { createMetrics } from './metrics.js';
+export type { MetricsOptions, TaskstreamMetrics } from './metrics.js';
 export type { HttpOptions } from './options.js';
 export type { TaskJson } from './task-json.js';
 export { encodeFrame } from '../sse/encode.js';

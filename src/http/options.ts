@@ -1,4 +1,10 @@
+import type { Logger } from '../logger.js';
+import type { Taskstream } from '../runtime/runtime.js';
 import { checkPositive } from '../task/define.js';
+import { Access, type AccessOptions } from './access.js';
+import { type LimitsOptions, type ResolvedLimits, resolveLimits } from './limits.js';
+import { createMetrics, type TaskstreamMetrics } from './metrics.js';
+import { type CorsPolicy, type HostPolicy, resolveCors, resolveHosts } from './security-headers.js';
 
 export interface HttpOptions {
   /** Mount prefix: stripped from request paths that start with it, and put in front of generated URLs. */
@@ -15,11 +21,46 @@ export interface HttpOptions {
   readonly stalledClientMs?: number;
   /** Serve the dashboard at `/`. Default true. */
   readonly dashboard?: boolean;
+  /** API keys and stream tokens. Without `apiKeys` the server is open (bind it to loopback only). */
+  readonly access?: AccessOptions;
+  /** Open streams, rate limit, JSON depth, body timeout. */
+  readonly limits?: LimitsOptions;
+  /** Origins that get CORS headers (preflight included); no other origin does. Default none. */
+  readonly corsOrigins?: readonly string[];
+  /** Names besides localhost, 127.x.x.x and [::1] a loopback-bound server answers to (DNS rebinding guard). */
+  readonly allowedHosts?: readonly string[];
+  /** `/metrics`: a registry made for this handler (default), one shared with another handler (`createMetrics`), or false for none. */
+  readonly metrics?: TaskstreamMetrics | false;
+  /** Request log lines (a pino logger fits). Default: the runtime's logger. */
+  readonly logger?: Logger;
 }
 
-export type ResolvedHttpOptions = Required<HttpOptions>;
+type Plain = Omit<HttpOptions, 'access' | 'limits' | 'corsOrigins' | 'allowedHosts' | 'metrics' | 'logger'>;
 
-export function resolveHttpOptions(options: HttpOptions = {}): ResolvedHttpOptions {
+export interface ResolvedHttpOptions extends Required<Plain> {
+  readonly access: Access | undefined;
+  readonly limits: ResolvedLimits;
+  readonly cors: CorsPolicy;
+  readonly hosts: HostPolicy;
+  readonly metrics: TaskstreamMetrics | undefined;
+  readonly logger: Logger;
+}
+
+export function resolveHttpOptions(runtime: Taskstream, options: HttpOptions = {}): ResolvedHttpOptions {
+  if (options === null || typeof options !== 'object') throw new TypeError('http options must be an object');
+  const plain = resolvePlain(options);
+  return {
+    ...plain,
+    access: Access.from(options.access),
+    limits: resolveLimits(options.limits),
+    cors: resolveCors(options.corsOrigins),
+    hosts: resolveHosts(options.allowedHosts),
+    metrics: options.metrics === false ? undefined : options.metrics ?? createMetrics(runtime),
+    logger: options.logger ?? runtime.logger,
+  };
+}
+
+function resolvePlain(options: HttpOptions): Required<Plain> {
   const basePath = options.basePath ?? '';
   if (typeof basePath !== 'string' || (basePath !== '' && (!basePath.startsWith('/') || basePath.endsWith('/')))) {
     throw new TypeError(`basePath must be '' or start with '/' and not end with '/', got ${JSON.stringify(basePath)}`);

@@ -5,6 +5,9 @@ import type { TaskRecord, TaskStatus } from '../store/types.js';
 import { TERMINAL_STATUSES } from '../store/types.js';
 import { NAME_PATTERN } from '../task/names.js';
 import { dashboardAsset } from '../dashboard/index.js';
+import { jsonDepthExceeds } from './limits.js';
+import type { TaskstreamMetrics } from './metrics.js';
+import { SSE_HEADERS } from './options.js';
 import { finishedJson, taskJson } from './task-json.js';
 
 /** A request as the routes see it, whatever the transport (Node or Fetch). */
@@ -23,16 +26,26 @@ export interface HttpRequest {
   header(name: string): string | undefined;
   /** The body, or 'too_large' past `limit` bytes. */
   body(limit: number): Promise<Uint8Array | 'too_large'>;
+  /** The client's address (rate limit key), when the transport knows it. */
+  readonly remoteAddress?: string | undefined;
+  /** The address the server accepted the connection on (loopback-bound servers check `Host`). */
+  readonly localAddress?: string | undefined;
+  /** Echoed as `X-Request-Id` and put on the request's log lines. */
+  readonly requestId?: string | undefined;
 }
 
 export type Reply =
   | { readonly kind: 'body'; readonly status: number; readonly headers: Record<string, string>; readonly body: string | Uint8Array }
   /** An SSE response for `task` after `afterSeq`: the adapter streams it. */
-  | { readonly kind: 'stream'; readonly task: TaskRecord; readonly afterSeq: number };
+  | { readonly kind: 'stream'; readonly task: TaskRecord; readonly afterSeq: number; readonly headers?: Record<string, string> };
 
 export interface RouteOptions {
   readonly maxBodyBytes: number;
+  readonly maxJsonDepth: number;
   readonly dashboard: boolean;
+  /** With Access on: mints the `stream_token` a create returns. */
+  readonly mint?: (task: { app: string; type: string; id: number }) => Promise<string>;
+  readonly metrics?: TaskstreamMetrics;
 }
 
 const STATUSES: ReadonlySet<string> = new Set(['pending', 'running', 'completed', 'failed', 'cancelled', 'timed_out']);
@@ -49,17 +62,12 @@ export async function route(runtime: Taskstream, req: HttpRequest, options: Rout
     const search = req.query.toString();
     return { kind: 'body', status: 308, headers: { location: `${req.basePath}/${search === '' ? '' : `?${search}`}` }, body: '' };
   }
-  let segments: string[];
-  try {
-    const path = req.path.length > 1 && req.path.endsWith('/') ? req.path.slice(0, -1) : req.path;
-    segments = path === '/' || path === '' ? [] : path.slice(1).split('/').map(decodeURIComponent);
-  } catch {
-    return error(400, 'bad_path', 'the path is not valid percent-encoding');
-  }
+  const segments = splitPath(req.path);
+  if (segments === undefined) return error(400, 'bad_path', 'the path is not valid percent-encoding');
   const method = req.method === 'HEAD' ? 'GET' : req.method;
   const [first, app, type, id, action, name, ...rest] = segments;
 
-  if (segments.length === 0 || (options.dashboard && first !== 'tasks' && first !== 'stream' && first !== 'health' && first !== 'ready')) {
+  if (segments.length === 0 || (options.dashboard && first !== 'tasks' && first !== 'stream' && first !== 'health' && first !== 'ready' && first !== 'metrics')) {
     if (method === 'GET' && options.dashboard) {
       const asset = dashboardAsset(req.path);
       if (asset) return { kind: 'body', status: 200, headers: { 'content-type': asset.contentType, 'cache-control': 'no-cache' }, body: asset.body };
@@ -75,6 +83,10 @@ export async function route(runtime: Taskstream, req: HttpRequest, options: Rout
       if (segments.length !== 1) break;
       if (method !== 'GET') return notAllowed('GET');
       return ready(runtime);
+    case 'metrics':
+      if (segments.length !== 1 || options.metrics === undefined) break;
+      if (method !== 'GET') return notAllowed('GET');
+      return { kind: 'body', status: 200, headers: { 'content-type': options.metrics.registry.contentType, 'cache-control': 'no-store' }, body: await options.metrics.render() };
     case 'stream':
       if (segments.length !== 4 || rest.length > 0) break;
       if (method !== 'GET') return notAllowed('GET');
@@ -140,9 +152,17 @@ async function create(runtime: Taskstream, req: HttpRequest, options: RouteOptio
   const body = await readJson(req, options, {});
   if ('reply' in body) return body.reply;
   const idempotencyKey = req.header('idempotency-key');
+  if (idempotencyKey !== undefined && (idempotencyKey.length === 0 || idempotencyKey.length > 255)) {
+    return error(400, 'bad_idempotency_key', 'Idempotency-Key must be 1 to 255 characters');
+  }
   try {
     const { task, created } = await runtime.createTask({ app, type }, body.value, idempotencyKey === undefined ? {} : { idempotencyKey });
-    const reply = taskJson(task, req.basePath);
+    const reply: Record<string, unknown> = { ...taskJson(task, req.basePath) };
+    if (options.mint !== undefined) {
+      const token = await options.mint(task);
+      reply.stream_token = token;
+      reply.stream_url = `${String(reply.stream_url)}?token=${token}`;
+    }
     return json(created ? 201 : 200, reply, { location: `${req.basePath}/tasks/${app}/${type}/${task.id}` });
   } catch (err) {
     return fromError(err);
@@ -177,7 +197,7 @@ async function cancel(runtime: Taskstream, req: HttpRequest, options: RouteOptio
   const body = await readJson(req, options, {});
   if ('reply' in body) return body.reply;
   const reason = (body.value as { reason?: unknown } | null)?.reason;
-  if (body.value === null || typeof body.value !== 'object' || (reason !== undefined && (typeof reason !== 'string' || reason.length === 0 || reason.length > 500))) {
+  if (body.value === null || typeof body.value !== 'object' || Array.isArray(body.value) || (reason !== undefined && (typeof reason !== 'string' || reason.length === 0 || reason.length > 500))) {
     return error(400, 'invalid_body', 'the body must be empty or {"reason": "<1 to 500 characters>"}');
   }
   const cancelled = await runtime.cancel(found.task, reason as string | undefined);
@@ -221,6 +241,8 @@ async function stream(runtime: Taskstream, req: HttpRequest, app: string, type: 
     if (afterSeq >= task.lastSeq) return { kind: 'body', status: 204, headers: {}, body: '' };
   }
   if (runtime.closed) return error(503, 'draining', 'the server is shutting down; reconnect to another instance', { 'retry-after': '1' });
+  // HEAD: the stream's headers at once, without waiting for the task.
+  if (req.method === 'HEAD') return { kind: 'body', status: 200, headers: { ...SSE_HEADERS }, body: '' };
   return { kind: 'stream', task, afterSeq };
 }
 
@@ -231,18 +253,42 @@ async function findTask(runtime: Taskstream, app: string, type: string, id: stri
   return { task };
 }
 
+/**
+ * A POST body as JSON. `Content-Type: application/json` is required even for an empty body: a
+ * page on another origin can send a POST without a CORS preflight only with a "simple" content
+ * type (or none), so requiring JSON keeps cross-origin pages out.
+ */
 async function readJson(req: HttpRequest, options: RouteOptions, empty: unknown): Promise<{ value: unknown } | { reply: Reply }> {
+  const type = (req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+  if (type !== 'application/json' && !(type.startsWith('application/') && type.endsWith('+json'))) {
+    return { reply: error(415, 'unsupported_media_type', 'a POST needs Content-Type: application/json (even with an empty body)') };
+  }
   const bytes = await req.body(options.maxBodyBytes);
   if (bytes === 'too_large') return { reply: error(413, 'too_large', `the body is over ${options.maxBodyBytes} bytes`) };
   if (bytes.length === 0) return { value: empty };
-  const type = (req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
-  if (type !== 'application/json' && !type.endsWith('+json')) {
-    return { reply: error(415, 'unsupported_media_type', 'the body must be JSON (Content-Type: application/json)') };
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    return { reply: error(400, 'invalid_json', 'the body is not valid UTF-8') };
+  }
+  if (jsonDepthExceeds(text, options.maxJsonDepth)) {
+    return { reply: error(400, 'too_deep', `the body nests arrays and objects deeper than ${options.maxJsonDepth} levels`) };
   }
   try {
-    return { value: JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes)) as unknown };
+    return { value: JSON.parse(text) as unknown };
   } catch {
     return { reply: error(400, 'invalid_json', 'the body is not valid JSON') };
+  }
+}
+
+/** Path segments below the mount point, percent-decoded (one trailing slash tolerated); undefined for bad encoding. */
+export function splitPath(rawPath: string): string[] | undefined {
+  const path = rawPath.length > 1 && rawPath.endsWith('/') ? rawPath.slice(0, -1) : rawPath;
+  try {
+    return path === '/' || path === '' ? [] : path.slice(1).split('/').map(decodeURIComponent);
+  } catch {
+    return undefined;
   }
 }
 
@@ -252,7 +298,7 @@ function fromError(err: unknown): Reply {
   if (err instanceof RuntimeClosedError) return error(503, 'draining', err.message, { 'retry-after': '1' });
   if (err instanceof TaskstreamError && err.code === 'store_unavailable') return error(503, err.code, err.message, { 'retry-after': '1' });
   if (err instanceof TaskstreamError) return error(err.code === 'not_found' ? 404 : err.code === 'invalid_state' ? 409 : 400, err.code, err.message);
-  if (err instanceof TypeError) return error(400, 'bad_request', err.message);
+  // Anything else (a TypeError included) is a fault of the server, not of the request: a 500.
   throw err;
 }
 
@@ -270,7 +316,7 @@ function json(status: number, body: unknown, headers: Record<string, string> = {
   return { kind: 'body', status, headers: { 'content-type': 'application/json; charset=utf-8', ...headers }, body: JSON.stringify(body) };
 }
 
-function error(status: number, code: string, message: string, headers: Record<string, string> = {}): Reply {
+export function error(status: number, code: string, message: string, headers: Record<string, string> = {}): Reply {
   return json(status, { error: code, message }, headers);
 }
 

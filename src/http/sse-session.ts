@@ -22,6 +22,10 @@ export interface SseOptions {
   readonly retryMs: number;
   readonly maxBufferedBytes: number;
   readonly stalledClientMs: number;
+  /** Told each time the stream pauses for a slow client (metrics). */
+  readonly onPause?: () => void;
+  /** Told of each event frame written (metrics); absent, nothing is counted. */
+  readonly onFrame?: () => void;
 }
 
 /**
@@ -69,6 +73,7 @@ export class SseSession implements Sink {
     if (!shared) transport.write(encodeFrame(event, this.#app, this.#type));
     else if (transport.writeEvent !== undefined) transport.writeEvent(event, this.#app, this.#type);
     else transport.write(frameOf(event, this.#app, this.#type));
+    this.#options.onFrame?.();
     this.#cursor = event.seq;
     return this.#transport.buffered() <= this.#options.maxBufferedBytes;
   }
@@ -80,6 +85,7 @@ export class SseSession implements Sink {
   /** The hub paused this stream (its backlog is full): resume once the client has taken it. */
   onDrain(resume: () => void): void {
     if (this.#ended) return;
+    this.#options.onPause?.();
     this.#stallTimer = setTimeout(() => {
       if (this.#ended) return;
       this.#finish();

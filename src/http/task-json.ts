@@ -18,6 +18,8 @@ export interface TaskJson {
   first_seq: number;
   last_seq: number;
   stream_url: string;
+  /** On the create response when Access is on: a `read` token for this task (also in `stream_url` as `?token=`). */
+  stream_token?: string;
 }
 
 export function taskJson(task: TaskRecord, basePath: string): TaskJson {

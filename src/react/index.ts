@@ -23,6 +23,11 @@ export type { TaskStreamAction, TaskStreamState, TaskStreamStatus } from './stat
 interface CommonOptions {
   /** Keep at most this many events in `events` (the newest). Default 1000. */
   readonly maxEvents?: number;
+  /**
+   * A stream token for the task (the `stream_token` your backend got from the create). A task JSON
+   * passed as `ref` carries its own; an API key goes in `headers` (or the client's) instead.
+   */
+  readonly token?: string;
 }
 
 /**
@@ -61,6 +66,8 @@ export function useTaskStream<Defs extends readonly ClientTaskDefinition[] = rea
     // Made once per baseUrl on purpose (see UseTaskStreamOptions): headers/fetch are not deps.
   }, [given, baseUrl]);
   const key = ref === null ? null : keyOf(ref);
+  const refToken = ref !== null && typeof ref === 'object' ? ref.stream_token : undefined;
+  const token = options.token ?? refToken;
   const [state, dispatch] = useReducer(taskStreamReducer, key, initialTaskStreamState);
   // Read by the stream effect without reconnecting when they change.
   const latest = useRef<TaskStreamState>(state);
@@ -79,7 +86,7 @@ export function useTaskStream<Defs extends readonly ClientTaskDefinition[] = rea
     const lastEventId = held?.last?.seq;
     const run = async (): Promise<void> => {
       try {
-        const events = client.stream(key, { signal: controller.signal, ...(lastEventId === undefined ? {} : { lastEventId }) });
+        const events = client.stream(withToken(key, token), { signal: controller.signal, ...(lastEventId === undefined ? {} : { lastEventId }) });
         for await (const event of events) {
           if (controller.signal.aborted) return;
           dispatch({ type: 'event', key, event, ...(maxEvents.current === undefined ? {} : { maxEvents: maxEvents.current }) });
@@ -90,16 +97,20 @@ export function useTaskStream<Defs extends readonly ClientTaskDefinition[] = rea
     };
     void run();
     return () => controller.abort();
-  }, [client, key]);
+  }, [client, key, token]);
 
   const cancel = useCallback(async (reason?: string): Promise<CancelResult> => {
     if (key === null) throw new TypeError('useTaskStream: no task to cancel (ref is null)');
-    return client.cancel(key, reason);
-  }, [client, key]);
+    return client.cancel(withToken(key, token), reason);
+  }, [client, key, token]);
 
   // Until the effect has started the new ref's stream, show its fresh state, never the old ref's.
   const view = state.key === key ? state : initialTaskStreamState(key);
   return { status: view.status, events: view.events, last: view.last, progress: view.progress, error: view.error, cancel };
+}
+
+function withToken(key: string, token: string | undefined): TaskRefInput {
+  return token === undefined ? key : { ...parseRef(key), stream_token: token };
 }
 
 function keyOf(ref: TaskRefInput): string {

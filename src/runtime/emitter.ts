@@ -14,7 +14,22 @@ export interface TaskstreamEvents {
   'task:finished': RunInfo & { readonly status: TaskStatus };
   'task:requeued': RunInfo & { readonly reason: 'retry' | 'shutdown' | 'lease_expired'; readonly runAt: number };
   'task:abandoned': RunInfo & { readonly reason: string };
+  /** A batch of events was stored (task code's events in one group commit, or a run's outcome event). */
+  'events:appended': { readonly count: number };
+  /** A run whose process stopped renewing its lease went back to pending (taken over by this runtime's sweep). */
+  'lease:expired': { readonly taskId: number };
+  /** A store operation of the runtime's own loops failed (it is retried on the next turn). */
+  'store:error': { readonly operation: string; readonly err: unknown };
+  /** An SSE stream opened on a handler of this runtime. */
+  'stream:opened': { readonly taskId: number };
+  /** An SSE stream ended (terminal event, client gone, shutdown, stalled client dropped). */
+  'stream:closed': { readonly taskId: number };
+  /** A stream's client fell past its backlog: the stream paused and catches up from the store. */
+  'stream:paused': { readonly taskId: number };
 }
+
+/** Events the HTTP layer reports through a runtime (`Taskstream.report`). */
+export type HttpEventName = 'stream:opened' | 'stream:closed' | 'stream:paused';
 
 type Listener<T> = (payload: T) => void;
 

@@ -1,5 +1,5 @@
 import type { Bus, Command } from '../bus/types.js';
-import { isRetryableStoreError } from '../errors.js';
+import { isAbortError, isRetryableStoreError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { EventRecord, FinishResult, Store, TaskRecord } from '../store/types.js';
 import { type AnyTaskDefinition, retryPolicyOf } from '../task/define.js';
@@ -46,7 +46,9 @@ export async function executeRun(deps: ExecuteDeps, run: ActiveRun, def: AnyTask
     logger.warn({ taskId: run.id, kind: run.abortKind }, `taskstream: task ${run.task.app}/${run.task.type}/${run.id} ignored its aborted signal; its promise is abandoned`);
     deps.emitter.emit('task:abandoned', { ...runInfo(run.task), reason: run.abortKind ?? 'unknown' });
   }
-  if (settled.kind === 'error' && run.abortKind !== undefined) {
+  // The run stopping with the abort itself (its signal's reason, an AbortError from fetch or a
+  // timer) is the routine end of a cancel or shutdown: nothing to warn about.
+  if (settled.kind === 'error' && run.abortKind !== undefined && !isAbortError(settled.error)) {
     logger.warn({ err: settled.error, taskId: run.id, kind: run.abortKind }, 'taskstream: run threw after its signal aborted');
   }
   await deps.writer.flush();
@@ -72,6 +74,7 @@ async function applyPlan(deps: ExecuteDeps, run: ActiveRun, plan: Plan, retainEv
     return;
   }
   deps.publish(run.id, [result.event]);
+  deps.emitter.emit('events:appended', { count: 1 });
   if (plan.action === 'finish') {
     deps.emitter.emit('task:finished', { ...runInfo(run.task), status: plan.status });
   } else {

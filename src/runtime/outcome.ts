@@ -93,7 +93,21 @@ function failed(error: TaskError): Plan {
 export function toTaskError(err: unknown): TaskError {
   if (err instanceof Error) {
     const type = err.name !== 'Error' ? err.name : err.constructor.name;
-    return { message: err.message, type, stack: err.stack };
+    return { message: messageWithCauses(err), type, stack: err.stack };
   }
   return { message: String(err), type: typeof err };
+}
+
+/**
+ * The message with its `cause` chain (a few levels): `fetch failed: connect ECONNREFUSED
+ * 127.0.0.1:9` rather than the bare `fetch failed` undici throws.
+ */
+function messageWithCauses(err: Error): string {
+  let message = err.message;
+  let cause = err.cause;
+  for (let depth = 0; cause instanceof Error && depth < 5; depth++) {
+    if (cause.message !== '' && !message.includes(cause.message)) message += `: ${cause.message}`;
+    cause = cause.cause;
+  }
+  return message;
 }

@@ -12,7 +12,7 @@ import { assertName } from '../task/names.js';
 import { runtimeEvents } from '../task/events.js';
 import { checkRetainEvents, keepFor } from '../task/retention.js';
 import { Commands } from './commands.js';
-import { SafeEmitter, type TaskstreamEvents } from './emitter.js';
+import { type HttpEventName, SafeEmitter, type TaskstreamEvents } from './emitter.js';
 import { type ExecuteDeps, executeRun, runInfo } from './execute.js';
 import { Leases } from './leases.js';
 import { Pruner } from './pruner.js';
@@ -142,6 +142,8 @@ export class Taskstream implements AsyncDisposable {
       },
       onError: onFault,
       retryForMs: this.#opts.leaseMs,
+      onAppended: (count) => this.#emitter.emit('events:appended', { count }),
+      onStoreError: (operation, err) => this.#emitter.emit('store:error', { operation, err }),
       onStored: (taskId, lastSeq) => {
         const run = this.#active.get(taskId);
         const keep = run && this.#keep(run.task);
@@ -169,6 +171,7 @@ export class Taskstream implements AsyncDisposable {
       publish: (events) => {
         for (const e of events) {
           this.#commands.publish(e.taskId, [e]);
+          this.#emitter.emit('lease:expired', { taskId: e.taskId });
           if (e.type === 'cancelled') this.#trimRecovered(e.taskId);
         }
       },
@@ -217,6 +220,11 @@ export class Taskstream implements AsyncDisposable {
 
   on<K extends keyof TaskstreamEvents>(name: K, listener: (payload: TaskstreamEvents[K]) => void): () => void {
     return this.#emitter.on(name, listener);
+  }
+
+  /** For the HTTP layer: reports stream events through this runtime's emitter (metrics, logs, tests). */
+  report<K extends HttpEventName>(name: K, payload: TaskstreamEvents[K]): void {
+    this.#emitter.emit(name, payload);
   }
 
   /** Validates the input against the type's schema and stores a pending task; it runs as soon as a slot is free. */
@@ -461,6 +469,11 @@ export class Taskstream implements AsyncDisposable {
   #keep(task: { readonly app: string; readonly type: string }): number | undefined {
     const def = this.#defs.get(`${task.app}/${task.type}`);
     return keepFor(def?.retention, this.#retainEvents);
+  }
+
+  #storeError(operation: string, err: unknown): void {
+    this.logger.error({ err }, `taskstream: ${operation} failed`);
+    this.#emitter.emit('store:error', { operation, err });
   }
 }
 

@@ -1,6 +1,7 @@
 import type { Bus } from '../bus/types.js';
 import { isRetryableStoreError, LeaseLostError } from '../errors.js';
 import type { EventRecord, NewEvent, Store } from '../store/types.js';
+import type { SafeEmitter, TaskstreamEvents } from './emitter.js';
 
 interface Waiter {
   readonly promise: Promise<void>;
@@ -17,6 +18,10 @@ export interface EventWriterHooks {
   readonly retryForMs: number;
   /** Hears each task's last stored seq per batch, after publishing (retention uses it; it must not block). */
   readonly onStored?: (taskId: number, lastSeq: number) => void;
+  /** A batch of `count` events was stored and published (metrics). */
+  readonly onAppended?: (count: number) => void;
+  /** The store failed an append (metrics); retried or not, as the error says. */
+  readonly onStoreError?: (operation: string, err: unknown) => void;
 }
 
 /**
@@ -98,6 +103,7 @@ export class EventWriter {
       refused = await this.#append(batch);
     } catch (err) {
       const lost = isRetryableStoreError(err);
+      this.#hooks.onStoreError?.('appending events', err);
       for (const [taskId, waiter] of waiters) {
         waiter.reject(err);
         if (lost) this.#hooks.onLeaseLost(taskId, err);
@@ -127,6 +133,9 @@ export class EventWriter {
         this.#hooks.onError(err, 'publishing events failed');
       }
     }
+    let stored = 0;
+    for (const events of byTask.values()) stored += events.length;
+    if (stored > 0) this.#hooks.onAppended?.(stored);
     for (const waiter of waiters.values()) waiter.resolve();
     const onStored = this.#hooks.onStored;
     if (onStored !== undefined) for (const [taskId, events] of byTask) onStored(taskId, events[events.length - 1]!.seq);

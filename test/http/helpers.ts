@@ -80,7 +80,8 @@ export async function startServer(options: {
 export async function post(url: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: any; headers: Headers }> {
   const res = await fetch(url, {
     method: 'POST',
-    headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
+    // Every POST says JSON, even with an empty body (the server answers 415 otherwise).
+    headers: { 'content-type': 'application/json', ...headers },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();

@@ -256,7 +256,7 @@ describe('Fetch handler called directly (no framework, no server)', { timeout: 3
       ac.abort();
     }
 
-    const finished = await within(WAIT, handler(new Request(`http://x/tasks/examples/ExampleTask/${task.id}/cancel`, { method: 'POST' })), 'cancel');
+    const finished = await within(WAIT, handler(new Request(`http://x/tasks/examples/ExampleTask/${task.id}/cancel`, { method: 'POST', headers: { 'content-type': 'application/json' } })), 'cancel');
     assert.equal(finished.status, 409);
   });
 

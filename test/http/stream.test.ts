@@ -153,7 +153,7 @@ describe('GET /stream', { timeout: 300_000 }, () => {
     const before = s.runtime.stats.subscribers;
     // A raw client that sends the request and never reads the response.
     const stalled = net.connect(Number(port), '127.0.0.1');
-    stalled.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n`);
+    stalled.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n`);
     stalled.pause();
     const closed = new Promise<void>((resolve) => stalled.on('close', () => resolve()));
     await until(s.runtime, () => s.runtime.stats.subscribers === before + 1, 10_000, 'stalled client attached');

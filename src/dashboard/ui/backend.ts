@@ -7,12 +7,14 @@
 import { createClient, TaskstreamClientError } from '../../client/index.js';
 import type { Backend, TaskType } from './api.js';
 import { ApiError } from './api.js';
+import { authHeaders } from './key.js';
 import type { LinkState, StreamEvent } from './model.js';
 import { TERMINAL_EVENTS } from './model.js';
 
 export function clientBackend(baseUrl: string): Backend {
   const base = baseUrl.replace(/\/+$/, '');
-  const client = createClient({ baseUrl: base });
+  // The API key (when the server has Access on) is read per request: entering one takes effect at once.
+  const client = createClient({ baseUrl: base, headers: authHeaders });
   const wrap = async <T>(call: () => Promise<T>): Promise<T> => {
     try {
       return await call();
@@ -22,7 +24,7 @@ export function clientBackend(baseUrl: string): Backend {
   };
   return {
     async types() {
-      const response = await fetch(`${base}/tasks/types`, { headers: { accept: 'application/json' } });
+      const response = await fetch(`${base}/tasks/types`, { headers: { accept: 'application/json', ...authHeaders() } });
       if (response.status === 404) return undefined;
       if (!response.ok) throw new ApiError(`task types: HTTP ${response.status}`, response.status, `http_${response.status}`);
       return ((await response.json()) as { types: TaskType[] }).types;
@@ -36,7 +38,7 @@ export function clientBackend(baseUrl: string): Backend {
       const report = (state: LinkState): void => {
         if (!terminal && !options.signal.aborted) options.onState(state);
       };
-      const streaming = createClient({ baseUrl: base, fetch: observedFetch(report) });
+      const streaming = createClient({ baseUrl: base, headers: authHeaders, fetch: observedFetch(report) });
       report('connecting');
       try {
         for await (const event of streaming.stream(ref, { lastEventId: options.afterSeq, signal: options.signal })) {
