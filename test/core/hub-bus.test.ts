@@ -6,8 +6,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { z } from 'zod';
-import { defineTask, TERMINAL_EVENTS, type TaskEvent } from '../../src/index.js';
+import { createTaskstream, defineTask, sqliteStore, TERMINAL_EVENTS, type TaskEvent } from '../../src/index.js';
 import { FaultyBus, lossyBus, slowBus } from '../support/buses.js';
+import { countingStore } from '../support/stores.js';
 import { capturingLogger, collect, deferred, finished, open, tempDb, within } from './helpers.js';
 
 const tmp = tempDb('hub-bus');
@@ -154,6 +155,37 @@ void describe('a lost bus message costs latency, never an event', () => {
     bus.reconnect();
     got.push(...(await collect(sub, 5000, 'the rest after the resync')));
     assertWhole(got, 5, 'subscriber');
+  });
+});
+
+void describe('the position check costs one read per watched task, not per subscriber', () => {
+  void test('30 subscribers on one task and 1 on another: each check reads the store twice', async () => {
+    const gate = deferred();
+    const Held = defineTask({
+      app: 'core',
+      type: 'Held',
+      input: z.object({}),
+      async run(ctx) {
+        await ctx.send('tick', { i: 1 });
+        await gate.promise;
+      },
+    });
+    const bus = lossyBus(() => false); // at-most-once, so every watched task is checked
+    const store = countingStore(sqliteStore(tmp.db()));
+    await using rt = await createTaskstream({ tasks: [Held], bus, store, positionCheckMs: 3_600_000, sweepIntervalMs: 60_000 });
+    const [a, b] = [await rt.create(Held, {}), await rt.create(Held, {})];
+    const subs = [...await Promise.all(Array.from({ length: 30 }, () => rt.subscribe(a.id))), await rt.subscribe(b.id)];
+    // Every subscriber has had event 1, the last stored: all are live and caught up.
+    await within(5000, Promise.all(subs.map((s) => s.next())), 'every subscriber\'s first event');
+    const before = store.reads.calls;
+    for (let i = 0; i < 3; i++) {
+      bus.reconnect(); // a resync runs the position check at once
+      await until(() => store.reads.calls >= before + 2 * (i + 1), 2000, 'the check');
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    assert.equal(store.reads.calls - before, 6, 'three checks of two watched tasks');
+    gate.resolve();
+    for (const s of subs) await collect(s);
   });
 });
 

@@ -11,17 +11,20 @@ export interface ReadLog {
   rows(): number;
   /** How many times each seq was returned. */
   readonly times: Map<number, number>;
+  /** `readEvents` calls, whatever they returned. */
+  calls: number;
 }
 
 export function countingStore(inner: Store): Store & { reads: ReadLog } {
   const pages: ReadLog['pages'] = [];
   const times = new Map<number, number>();
-  const reads: ReadLog = { pages, times, rows: () => pages.reduce((n, p) => n + p.rows, 0) };
+  const reads: ReadLog = { pages, times, calls: 0, rows: () => pages.reduce((n, p) => n + p.rows, 0) };
   return new Proxy(inner, {
     get(target, key, receiver) {
       if (key === 'reads') return reads;
       if (key === 'readEvents') {
         return async (...args: Parameters<Store['readEvents']>) => {
+          reads.calls += 1;
           const page = await target.readEvents(...args);
           if (page !== undefined && page.events.length > 0) {
             pages.push({
