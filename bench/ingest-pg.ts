@@ -38,7 +38,11 @@ const TOTAL = TASKS * EVENTS;
 
 const ADMIN_URL = process.env.TASKSTREAM_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const DB_NAME = `${process.env.TASKSTREAM_BENCH_PG_PREFIX ?? 'ts_bench_'}${process.pid}`;
-const DB_URL = ADMIN_URL.replace(/\/[^/?]*(\?|$)/, `/${DB_NAME}$1`);
+const DB_URL = ((): string => {
+  const url = new URL(ADMIN_URL);
+  url.pathname = `/${DB_NAME}`;
+  return url.toString();
+})();
 const now = (): number => performance.timeOrigin + performance.now();
 
 interface Line {

@@ -16,7 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { memoryStore, MemoryDatabase, sqliteStore, type Bus, type Store } from '../../src/index.js';
 import { postgresStore } from '../../src/store/postgres/index.js';
-import { pgAdmin, pgReachable, pgSettings, pgTerminate } from './pg.js';
+import { pgAdmin, pgReachable, pgSettings, pgTerminate, withDatabase } from './pg.js';
 
 /** One test file's databases on one store backend. Handles are strings; each `store()` is a new "process" on that database. */
 export interface StoreSpace {
@@ -95,7 +95,7 @@ const postgres: StoreBackend = {
       if (created !== undefined) await pgAdmin(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
     });
     let n = 0;
-    const url = settings.url.replace(/\/[^/?]*(\?|$)/, `/${dbName}$1`);
+    const url = withDatabase(settings.url, dbName);
     const parsed = new URL(url);
     const schemaOf = (handle: string): string => handle.slice('postgres-schema:'.length);
     return {
