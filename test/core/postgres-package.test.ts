@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { after, test } from 'node:test';
 import { z } from 'zod';
-import { pgAdmin, pgReachable, pgSettings } from '../support/pg.js';
+import { pgAdmin, pgReachable, pgSettings, withDatabase } from '../support/pg.js';
 import { collect } from './helpers.js';
 
 void test('the root export does not load pg (an optional peer dependency)', () => {
@@ -26,7 +26,7 @@ void test('taskstream/postgres from the built package migrates a fresh schema an
   const db = `${settings.prefix}pkg_${process.pid}`;
   await pgAdmin(`CREATE DATABASE "${db}"`);
   after(() => pgAdmin(`DROP DATABASE IF EXISTS "${db}" WITH (FORCE)`));
-  const url = settings.url.replace(/\/[^/?]*(\?|$)/, `/${db}$1`);
+  const url = withDatabase(settings.url, db);
   const root = 'taskstream';
   const sub = 'taskstream/postgres';
   const pkg = (await import(root)) as typeof import('../../src/index.js');

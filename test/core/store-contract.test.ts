@@ -6,10 +6,11 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { test } from 'node:test';
+import pg from 'pg';
 import type { Store } from '../../src/index.js';
 import { postgresStore } from '../../src/store/postgres/index.js';
 import { recoveryEvents, runtimeEvents } from '../../src/task/events.js';
-import { describeBackends } from './helpers.js';
+import { describeBackends, within } from './helpers.js';
 
 const KIND = 'core/Contract';
 
@@ -178,6 +179,48 @@ await describeBackends('store contract', 'contract', (tmp) => {
     }
   });
 
+  void test('an append and a lease renewal of the same runs at once never deadlock (PostgreSQL: one multi-row write at a time)', async (t) => {
+    // Regression: the fenced append and the renewal each lock many task rows, each in its own
+    // order; run at once from one process they deadlocked, and PostgreSQL broke the cycle only
+    // after deadlock_timeout (1 s), stalling every run in the batch (seen in bench/ingest-pg).
+    if (tmp.where === undefined) {
+      t.skip('only PostgreSQL locks rows');
+      return;
+    }
+    const handle = tmp.db();
+    const { url, schema } = await tmp.where(handle);
+    // No retries: a deadlock surfaces as an error instead of a one-second stall.
+    const store: Store = postgresStore({ connectionString: url, schema, retries: 1 });
+    const blocker = new pg.Client({ connectionString: url });
+    await blocker.connect();
+    try {
+      await store.migrate();
+      const runs = [];
+      for (let i = 0; i < 20; i++) runs.push(await running(store, 0));
+      const middle = runs[10]!;
+      // A third party holds the middle row: the append (ascending) locks the rows below it and
+      // waits; the renewal (descending) locks the rows above it and waits. Then it lets go.
+      await blocker.query('BEGIN');
+      await blocker.query(`SELECT id FROM "${schema}".tasks WHERE id = $1 FOR UPDATE`, [middle.id]);
+      const batch = runs.map((r) => ({ taskId: r.id, epoch: r.epoch, seq: 1, type: 'progress', json: '{}', at: Date.now() }));
+      const append = store.appendEvents(batch);
+      const renew = store.renewLeases('me', [...runs].reverse().map((r) => ({ taskId: r.id, epoch: r.epoch })), 60_000, Date.now());
+      append.catch(() => {});
+      renew.catch(() => {});
+      await within(10_000, waitingOnLocks(blocker, 1), 'the append to wait for the held row');
+      // Without the fix the renewal is waiting too within moments; with it, it waits in the store.
+      await waitingOnLocks(blocker, 2, 50).catch(() => {});
+      await blocker.query('COMMIT');
+      const [refused, renewal] = await within(15_000, Promise.all([append, renew]), 'the append and the renewal');
+      assert.deepEqual(refused, []);
+      assert.deepEqual(renewal.lost, []);
+      assert.equal((await store.getTask(middle.id))?.lastSeq, 1);
+    } finally {
+      await blocker.end();
+      await store.close();
+    }
+  });
+
   void test('ping() answers while the store is reachable (PostgreSQL: rejects for a server that is not there)', async (t) => {
     const db = await fresh();
     await db.store.ping();
@@ -202,3 +245,14 @@ await describeBackends('store contract', 'contract', (tmp) => {
     }
   });
 });
+
+/** Resolves once `n` other connections of this database wait for a lock; polls up to `tries` times (20 ms apart), then rejects. */
+async function waitingOnLocks(client: pg.Client, n: number, tries = 500): Promise<void> {
+  for (let i = 0; i < tries; i++) {
+    const r = await client.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()");
+    if ((r.rows[0]?.n ?? 0) >= n) return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new Error(`fewer than ${n} connections waiting for a lock`);
+}

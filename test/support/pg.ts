@@ -12,6 +12,13 @@ export function pgSettings(): { url: string; prefix: string } {
   };
 }
 
+/** `url` naming database `name` instead (a URL without a path gets one). */
+export function withDatabase(url: string, name: string): string {
+  const u = new URL(url);
+  u.pathname = `/${name}`;
+  return u.toString();
+}
+
 /** Runs one statement on the admin database (CREATE/DROP DATABASE cannot run in a transaction or a pool's prepared path). */
 export async function pgAdmin(sql: string): Promise<void> {
   const client = new pg.Client({ connectionString: pgSettings().url, connectionTimeoutMillis: 5000 });
