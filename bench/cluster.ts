@@ -215,8 +215,9 @@ function percentiles(xs: number[]): { p50: number; p99: number; max: number } {
 }
 
 /** taskstream: the task runs on process A (the only one when it is created); the SSE client is on process B. */
-async function taskstreamLatency(): Promise<{ p50: number; p99: number; max: number }> {
-  return withDatabase(async (db) => {
+async function taskstreamLatency(on: 'postgres' | 'sqlite'): Promise<{ p50: number; p99: number; max: number }> {
+  const database = on === 'postgres' ? withDatabase : withSqliteFile;
+  return database(async (db) => {
     const prefix = `ts-bus-bench-${randomBytes(4).toString('hex')}`;
     const a = await serveProcess(db, prefix);
     const created = await fetch(`${a.url}/tasks/bench/Ticker`, {
@@ -288,7 +289,7 @@ async function main(): Promise<void> {
     log(`  ${line.name}: ${line.jobsPerSec.toFixed(0)} jobs/s (${line.seconds.toFixed(1)} s)`);
     lines.push(line);
   }
-  const latency = { taskstream: await taskstreamLatency(), bullmq: await bullmqLatency() };
+  const latency = { taskstream: await taskstreamLatency('postgres'), sqlite: await taskstreamLatency('sqlite'), bullmq: await bullmqLatency() };
   const [b1, t1, s1, b2, t2, s2] = lines as [Line, Line, Line, Line, Line, Line];
   if (flags.json) {
     process.stdout.write(`${JSON.stringify({ tasks: TASKS, events: EVENTS, lines, latency }, null, 2)}\n`);
@@ -306,9 +307,11 @@ async function main(): Promise<void> {
     '',
     '| | p50 ms | p99 ms | max ms |',
     '|---|---:|---:|---:|',
-    `| taskstream: send in serve A → SSE client on serve B | ${latency.taskstream.p50.toFixed(2)} | ${latency.taskstream.p99.toFixed(2)} | ${latency.taskstream.max.toFixed(2)} |`,
+    `| taskstream: send in serve A → SSE client on serve B (PostgreSQL + Redis) | ${latency.taskstream.p50.toFixed(2)} | ${latency.taskstream.p99.toFixed(2)} | ${latency.taskstream.max.toFixed(2)} |`,
+    `| taskstream: the same on one SQLite file + Redis | ${latency.sqlite.p50.toFixed(2)} | ${latency.sqlite.p99.toFixed(2)} | ${latency.sqlite.max.toFixed(2)} |`,
     `| BullMQ: updateProgress in a worker → QueueEvents | ${latency.bullmq.p50.toFixed(2)} | ${latency.bullmq.p99.toFixed(2)} | ${latency.bullmq.max.toFixed(2)} |`,
-    `| ratio (taskstream / BullMQ) | ${(latency.taskstream.p50 / latency.bullmq.p50).toFixed(2)} | ${(latency.taskstream.p99 / latency.bullmq.p99).toFixed(2)} | |`,
+    `| ratio (taskstream on PostgreSQL / BullMQ) | ${(latency.taskstream.p50 / latency.bullmq.p50).toFixed(2)} | ${(latency.taskstream.p99 / latency.bullmq.p99).toFixed(2)} | |`,
+    `| ratio (taskstream on SQLite / BullMQ) | ${(latency.sqlite.p50 / latency.bullmq.p50).toFixed(2)} | ${(latency.sqlite.p99 / latency.bullmq.p99).toFixed(2)} | |`,
     '',
   ].join('\n'));
 }
