@@ -8,7 +8,7 @@ import net from 'node:net';
 import { test } from 'node:test';
 import pg from 'pg';
 import type { Store } from '../../src/index.js';
-import { postgresStore } from '../../src/store/postgres/index.js';
+import { type PgPool, postgresStore } from '../../src/store/postgres/index.js';
 import { recoveryEvents, runtimeEvents } from '../../src/task/events.js';
 import { describeBackends, within } from './helpers.js';
 
@@ -218,6 +218,55 @@ await describeBackends('store contract', 'contract', (tmp) => {
     } finally {
       await blocker.end();
       await store.close();
+    }
+  });
+
+  void test('a cancel whose COMMIT reply is lost is retried and still reported as accepted (PostgreSQL)', async (t) => {
+    // Regression: the retry found the task already cancelled, by the try whose reply was lost,
+    // and answered "already cancelled" (a 409 over HTTP) for a cancel that had succeeded.
+    if (tmp.where === undefined) {
+      t.skip('only a networked store can lose a reply');
+      return;
+    }
+    const { url, schema } = await tmp.where(tmp.db());
+    const pool = new pg.Pool({ connectionString: url, max: 2 });
+    let loseCommit = false;
+    // The slice of a pool the store takes: the same pool, whose client loses one COMMIT's reply.
+    const lossy: PgPool = {
+      query: (q, v) => pool.query(q as string, v as unknown[]) as never,
+      end: () => pool.end(),
+      async connect() {
+        const client = await pool.connect();
+        return {
+          async query(q, v) {
+            const result = await client.query(q as string, v as unknown[]);
+            if (q === 'COMMIT' && loseCommit) {
+              loseCommit = false;
+              throw Object.assign(new Error('injected: connection lost after COMMIT'), { code: '08006' });
+            }
+            return result as never;
+          },
+          release: (err) => client.release(err),
+        };
+      },
+    };
+    const store: Store = postgresStore({ pool: lossy, schema });
+    try {
+      await store.migrate();
+      const { task } = await store.createTask({ app: 'core', type: 'Contract', input: {}, timeoutMs: null, idempotencyKey: null, runAt: null, now: Date.now() });
+      loseCommit = true;
+      const result = await store.requestCancel(task.id, 'stop', runtimeEvents.cancelled('stop'), Date.now());
+      assert.equal(loseCommit, false, 'the COMMIT reply was lost once');
+      assert.ok(result.found);
+      assert.deepEqual({ accepted: result.accepted, status: result.status, type: result.event?.type, seq: result.event?.seq },
+        { accepted: true, status: 'cancelled', type: 'cancelled', seq: 1 });
+      const page = await store.readEvents(task.id, 0, { limit: 10 });
+      assert.deepEqual(page?.events.map((e) => e.type), ['cancelled'], 'one terminal event');
+      const again = await store.requestCancel(task.id, 'stop', runtimeEvents.cancelled('stop'), Date.now());
+      assert.ok(again.found && !again.accepted, 'a second cancel is still refused');
+    } finally {
+      await store.close();
+      await pool.end();
     }
   });
 

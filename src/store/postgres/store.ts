@@ -210,8 +210,11 @@ export class PostgresStore implements Store {
   }
 
   async requestCancel(taskId: number, reason: string, event: StateEvent, now: number): Promise<CancelResult> {
+    let tries = 0;
     return this.#transaction(async (c) => {
-      const row = (await c.query<{ status: TaskStatus; cancel_requested: string | null }>({ text: this.#q.lockTask, values: [taskId] })).rows[0];
+      tries += 1;
+      type Row = { status: TaskStatus; last_seq: number; cancel_requested: string | null; cancel_reason: string | null };
+      const row = (await c.query<Row>({ text: this.#q.lockTask, values: [taskId] })).rows[0];
       if (row === undefined) return { found: false };
       if (row.status === 'pending') {
         const seq = (await c.query<{ last_seq: number }>({ text: this.#q.cancelPending, values: [taskId, reason] })).rows[0]!.last_seq;
@@ -221,6 +224,12 @@ export class PostgresStore implements Store {
       if (row.status === 'running') {
         await c.query({ text: this.#q.requestCancel, values: [taskId, reason] });
         return { found: true, accepted: true, status: 'running', reason: row.cancel_requested ?? reason };
+      }
+      // A retry that finds the task cancelled for this reason, by this event: an earlier try
+      // committed and only its reply was lost. That cancel was this one.
+      if (tries > 1 && row.status === 'cancelled' && row.cancel_reason === reason) {
+        const stored = (await c.query<EventRow>({ text: this.#q.eventAt, values: [taskId, row.last_seq] })).rows[0];
+        if (stored?.type === event.type && stored.data === event.json) return { found: true, accepted: true, status: 'cancelled', event: toEvent(stored) };
       }
       return { found: true, accepted: false, status: row.status };
     });
