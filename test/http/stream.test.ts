@@ -4,7 +4,7 @@ import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { z } from 'zod';
 import { defineTask, type EventRecord } from '../../src/index.js';
-import { getJson, post, range, seqs, startServer, type TestServer, until, watch, within } from './helpers.js';
+import { getJson, post, range, seqs, startServer, tempDb, type TestServer, until, watch, within } from './helpers.js';
 
 /** Sends nothing until it gets the signal `go`, then `count` events. */
 const Gate = defineTask({
@@ -225,8 +225,9 @@ describe('GET /stream', { timeout: 60_000 }, () => {
 
 describe('server restart mid-task', { timeout: 30_000 }, () => {
   test('the task is interrupted, runs again, and a reconnecting client continues the log', async () => {
-    const first = await startServer();
-    const dbPath = first.dbPath;
+    const db = tempDb(); // shared by both servers, removed at the end
+    const dbPath = db.path;
+    const first = await startServer({ dbPath });
     const { json } = await post(`${first.url}/tasks/examples/ContinueTask`, { timeout_ms: 60_000 });
     const events: Array<{ seq: number; type: string }> = [];
     const read = async (url: string, lastEventId?: number): Promise<void> => {
@@ -253,6 +254,7 @@ describe('server restart mid-task', { timeout: 30_000 }, () => {
       assert.deepEqual(seqs(events as never), [1, 2, 3, 4, 5]);
     } finally {
       await second.close();
+      db.cleanup();
     }
   });
 });
