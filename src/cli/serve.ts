@@ -53,7 +53,7 @@ export async function serve(options: ServeOptions, io: Io): Promise<number> {
   const logger = pino({ name: 'taskstream', level: options.logLevel }, pino.destination({ fd: 2, sync: true })) as Logger;
   const runtime = await createTaskstream({ store: sqliteStore(dbPath), tasks, logger, concurrency: options.concurrency, leaseMs: options.leaseMs });
   io.out(`taskstream: store ${dbPath} opened and migrated`);
-  io.out(`taskstream: ${tasks.length} task types: ${tasks.map((t) => `${t.app}/${t.type}`).join(', ')}`);
+  io.out(`taskstream: ${tasks.length} task type${tasks.length === 1 ? '' : 's'}: ${tasks.map((t) => `${t.app}/${t.type}`).join(', ')}`);
   logTaskLifecycle(runtime, logger);
 
   const server = createServer(createHandler(runtime));
