@@ -38,6 +38,9 @@ export interface Io {
   readonly err: (line: string) => void;
 }
 
+/** Signals closer together than this are one delivery seen twice (see onSignal). */
+const SAME_SIGNAL_MS = 300;
+
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost', '::ffff:127.0.0.1']);
 
 /** Runs the server until a signal has shut it down; resolves with the process's exit code. */
@@ -57,28 +60,41 @@ export async function serve(options: ServeOptions, io: Io): Promise<number> {
   logTaskLifecycle(runtime, logger);
 
   const server = createServer(createHandler(runtime));
+  let address: string;
   try {
-    io.out(`taskstream: listening on ${await listen(server, options)}`);
+    address = await listen(server, options);
   } catch (err) {
     await runtime.close({ timeoutMs: 0 }).catch(() => {});
     throw err;
   }
   return new Promise<number>((done) => {
     let shuttingDown = false;
+    let firstAt = 0;
     const onSignal = (signal: NodeJS.Signals): void => {
+      // Ctrl-C under `npm start` arrives twice within milliseconds: from the terminal (to the whole
+      // process group) and forwarded by npm. Only a signal after SAME_SIGNAL_MS is a second one.
+      if (shuttingDown && Date.now() - firstAt < SAME_SIGNAL_MS) return;
       if (shuttingDown) {
         io.err(`taskstream: second ${signal}; exiting now without a clean drain (exit ${EXIT.forced})`);
         process.exit(EXIT.forced);
       }
       shuttingDown = true;
+      firstAt = Date.now();
       void shutdown(server, runtime, options, io, signal).then((code) => {
         process.off('SIGTERM', onSignal);
         process.off('SIGINT', onSignal);
+        // The duplicate of the first signal may still be on its way (npm forwards it): without a
+        // listener it would kill the process by the default action before it exits with `code`.
+        const ignore = (): void => {};
+        process.on('SIGTERM', ignore).on('SIGINT', ignore);
+        setTimeout(() => process.off('SIGTERM', ignore).off('SIGINT', ignore), SAME_SIGNAL_MS).unref();
         done(code);
       });
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    // Printed once the handlers are in place: whoever waits for this line may signal at once.
+    io.out(`taskstream: listening on ${address}`);
   });
 }
 

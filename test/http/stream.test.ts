@@ -110,7 +110,7 @@ describe('GET /stream', { timeout: 60_000 }, () => {
     assert.equal(bad.status, 400);
   });
 
-  test('a finished task replays its log and ends; without text/event-stream it answers the Django Streaming Coordinator's JSON', async () => {
+  test('a finished task replays its log and ends; without text/event-stream it answers the Django Streaming Coordinator JSON', async () => {
     const t = await create('examples/ExampleTask', { message: 'done', steps: 1, delay_ms: 1 });
     await until(s.runtime, async () => (await s.runtime.get(t.id))?.status === 'completed', 5000, 'task completion');
     const replay = await within(3000, watch(t.stream).done, 'replay');
