@@ -44,7 +44,8 @@ const { values: args } = parseArgs({
     'burst-await': { type: 'boolean', default: false },
     /** Also write the JSON report to this file. */
     save: { type: 'string' },
-    ssebench: { type: 'string', default: process.env.SSEBENCH ?? fileURLToPath(new URL('../../shared/bench/ssebench.mjs', import.meta.url)) },
+    /** The SSE load client (ssebench.mjs); it is not part of this repository. */
+    ssebench: { type: 'string', default: process.env.SSEBENCH },
   },
 });
 
@@ -59,6 +60,7 @@ const RATES = args.rates === 'none' ? [] : list('rates', args.rates);
 const BURST = args.burst === 'none' ? undefined : /^(\d+)x(\d+)$/.exec(args.burst);
 if (args.burst !== 'none' && BURST === null) throw new TypeError('--burst must be SUBSCRIBERSxEVENTS or none');
 const IDLE = num('idle', args.idle ?? (QUICK ? '1000' : '10000'), true);
+if (args.ssebench === undefined) throw new Error('bench/fanout needs the SSE load client ssebench.mjs: --ssebench PATH or SSEBENCH=PATH');
 const SSEBENCH = resolve(args.ssebench);
 if (!existsSync(SSEBENCH)) throw new Error(`ssebench not found at ${SSEBENCH} (--ssebench PATH or SSEBENCH=...)`);
 const SERVER_SCRIPT = fileURLToPath(new URL('./fanout-server.ts', import.meta.url));
