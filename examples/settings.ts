@@ -11,7 +11,7 @@ export interface AppSettings {
   readonly dbPath: string;
 }
 
-export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): AppSettings {
+export function settingsFromEnv(env: Readonly<Record<string, string | undefined>> = process.env): AppSettings {
   const port = env.PORT === undefined || env.PORT === '' ? 3000 : Number(env.PORT);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new TypeError(`PORT must be a whole number from 0 to 65535, got ${JSON.stringify(env.PORT)}`);

@@ -14,5 +14,5 @@ export type { TaskPointer } from './errors.js';
 export { TERMINAL_EVENT_TYPES } from './types.js';
 export type {
   AppOf, CancelResult, ClientTaskDefinition, DefinitionOf, InputFor, KindOf, KindRef, KnownKind, ListQuery, ResultFor, SignalResult,
-  StreamEvent, TaskJson, TaskList, TaskRefInput, TaskStatus, TerminalStatus, TypeOf,
+  StreamEvent, StreamGap, StreamItem, TaskJson, TaskList, TaskRefInput, TaskStatus, TerminalStatus, TypeOf,
 } from './types.js';

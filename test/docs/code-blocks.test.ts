@@ -154,7 +154,7 @@ test('relative links in the docs point at files inside the repository', () => {
   for (const file of files) {
     const text = readFileSync(join(ROOT, file), 'utf8');
     for (const m of text.matchAll(/\]\(([^)\s]+)\)/g)) {
-      const target = m[1]!.split('#')[0]!;
+      const target = decodeURIComponent(m[1]!.split('#')[0]!);
       if (target === '' || /^[a-z]+:/i.test(target)) continue;
       const path = resolve(ROOT, dirname(file), target);
       if (relative(ROOT, path).startsWith('..')) broken.push(`${file}: ${m[1]} leaves the repository`);
