@@ -1,6 +1,6 @@
 /**
  * The isomorphic taskstream client: plain `fetch`, no Node imports, so one module serves browsers,
- * Node 20, Deno, Bun and workers. It speaks protocol.md and nothing else; server code reaches it
+ * Node 20, Deno, Bun and workers. It speaks the protocol (docs/http-api.md) and nothing else; server code reaches it
  * only as types (`createClient<typeof tasks>()`).
  */
 import {

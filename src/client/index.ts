@@ -1,6 +1,8 @@
 /**
- * `taskstream/client`: the isomorphic (browser and Node) typed client of protocol.md.
+ * `taskstream/client`: the isomorphic (browser and Node) typed client of the protocol (docs/http-api.md).
  * Nothing here imports server code; task definitions reach it as types only.
+ *
+ * @module taskstream/client
  */
 export { createClient, outcomeOfEvent, parseRef } from './client.js';
 export type {

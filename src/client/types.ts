@@ -1,5 +1,5 @@
 /**
- * Wire types of protocol.md as the client sees them, and the type machinery that lets
+ * Wire types of the protocol (docs/http-api.md) as the client sees them, and the type machinery that lets
  * `createClient<typeof tasks>()` check inputs and type results from the server's task definitions.
  * Everything here is types only: the client never loads server code.
  */

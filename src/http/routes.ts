@@ -39,7 +39,7 @@ const STATUSES: ReadonlySet<string> = new Set(['pending', 'running', 'completed'
 const ID_PATTERN = /^[1-9][0-9]{0,15}$/;
 
 /**
- * The routes of protocol.md. Every answer is a defined status with a JSON body `{error, message}`
+ * The routes of the protocol (docs/http-api.md). Every answer is a defined status with a JSON body `{error, message}`
  * on failure (the Django Streaming Coordinator's plain-text 400/404 on /stream for clients that do not ask for JSON).
  * Paths tolerate one trailing slash; ids are canonical positive decimal integers (`+1`, `01`,
  * `1e3`, `-1`, and numbers past 2^53 are a 400 "Invalid task ID").

@@ -7,6 +7,8 @@
  * reconnect loop of its own; a remount for the same task (React StrictMode) resumes after the
  * last event it holds, and after a terminal event it does not connect again.
  * Imports only `react` and the isomorphic client: it bundles for the browser as is.
+ *
+ * @module taskstream/react
  */
 import { useCallback, useEffect, useMemo, useReducer, useRef } from 'react';
 import {

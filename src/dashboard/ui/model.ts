@@ -37,7 +37,7 @@ export type LinkState = 'connecting' | 'live' | 'reconnecting' | 'ended' | 'fail
 
 export const TERMINAL_STATUSES: ReadonlySet<string> = new Set(['completed', 'failed', 'cancelled', 'timed_out']);
 
-/** Terminal event name → the status it ends the task in (protocol.md, "Terminal events"). */
+/** Terminal event name → the status it ends the task in (docs/http-api.md, "Terminal events"). */
 export const TERMINAL_EVENTS: Readonly<Record<string, string>> = {
   complete: 'completed',
   error: 'failed',
