@@ -70,16 +70,19 @@ export async function serve(options: ServeOptions, io: Io): Promise<number> {
   return new Promise<number>((done) => {
     let shuttingDown = false;
     let firstAt = 0;
+    let first: NodeJS.Signals | undefined;
     const onSignal = (signal: NodeJS.Signals): void => {
       // Ctrl-C under `npm start` arrives twice within milliseconds: from the terminal (to the whole
-      // process group) and forwarded by npm. Only a signal after SAME_SIGNAL_MS is a second one.
-      if (shuttingDown && Date.now() - firstAt < SAME_SIGNAL_MS) return;
+      // process group) and forwarded by npm. The same signal within SAME_SIGNAL_MS is that echo;
+      // another signal, or the same one later, is a second signal.
+      if (shuttingDown && signal === first && Date.now() - firstAt < SAME_SIGNAL_MS) return;
       if (shuttingDown) {
         io.err(`taskstream: second ${signal}; exiting now without a clean drain (exit ${EXIT.forced})`);
         process.exit(EXIT.forced);
       }
       shuttingDown = true;
       firstAt = Date.now();
+      first = signal;
       void shutdown(server, runtime, options, io, signal).then((code) => {
         process.off('SIGTERM', onSignal);
         process.off('SIGINT', onSignal);
