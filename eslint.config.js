@@ -1,7 +1,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', '**/*.js', '**/*.mjs', '**/*.cjs', 'docs/'] },
+  { ignores: ['dist/', 'node_modules/', '**/*.js', '**/*.mjs', '**/*.cjs', 'docs/', 'examples/nextjs/'] },
   {
     files: ['**/*.ts', '**/*.tsx'],
     extends: [tseslint.configs.base],

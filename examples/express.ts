@@ -1,7 +1,7 @@
 /**
  * taskstream mounted under `/taskstream` in an Express 5 app, next to the app's own routes.
  *
- *   node --import tsx examples/express.ts
+ *   PORT=3000 TASKSTREAM_DB=./example-app.db node --import tsx examples/express.ts
  *   curl -X POST -H 'content-type: application/json' -d '{"message":"hi","delay_ms":500}' \
  *     http://127.0.0.1:3000/taskstream/tasks/examples/ExampleTask
  *   curl -N http://127.0.0.1:3000/taskstream/stream/examples/ExampleTask/1
@@ -15,12 +15,13 @@ import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import express from 'express';
 import { createHandler, createTaskstream, sqliteStore } from '../src/index.js';
+import { settingsFromEnv } from './settings.js';
 import { exampleTasks } from './tasks.js';
 
 export interface StartOptions {
   /** Default 3000; 0 picks a free port. */
   readonly port?: number;
-  /** SQLite file. Default ./taskstream.db. */
+  /** SQLite file. Default ./example-app.db. */
   readonly dbPath?: string;
 }
 
@@ -30,7 +31,7 @@ export interface Started {
   close(): Promise<void>;
 }
 
-export async function start({ port = 3000, dbPath = './taskstream.db' }: StartOptions = {}): Promise<Started> {
+export async function start({ port = 3000, dbPath = './example-app.db' }: StartOptions = {}): Promise<Started> {
   const runtime = await createTaskstream({ store: sqliteStore(dbPath), tasks: exampleTasks });
   const app = express();
   app.get('/hello', (_req, res) => {
@@ -56,7 +57,7 @@ export async function start({ port = 3000, dbPath = './taskstream.db' }: StartOp
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  const { url, close } = await start();
+  const { url, close } = await start(settingsFromEnv());
   console.log(`Express app on ${url}/hello, taskstream under ${url}/taskstream/ (dashboard) and ${url}/taskstream/tasks/...`);
   const stop = (): void => {
     void close().then(() => process.exit(0));

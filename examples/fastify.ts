@@ -1,7 +1,7 @@
 /**
  * taskstream mounted under `/taskstream` in a Fastify 5 app, next to the app's own routes.
  *
- *   node --import tsx examples/fastify.ts
+ *   PORT=3000 TASKSTREAM_DB=./example-app.db node --import tsx examples/fastify.ts
  *
  * The plain Node handler runs on Fastify's raw req/res: `reply.hijack()` tells Fastify the response
  * is ours (SSE streams stay open), and `basePath` strips the prefix and puts it back in front of
@@ -13,12 +13,13 @@ import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import { createHandler, createTaskstream, sqliteStore } from '../src/index.js';
+import { settingsFromEnv } from './settings.js';
 import { exampleTasks } from './tasks.js';
 
 export interface StartOptions {
   /** Default 3000; 0 picks a free port. */
   readonly port?: number;
-  /** SQLite file. Default ./taskstream.db. */
+  /** SQLite file. Default ./example-app.db. */
   readonly dbPath?: string;
 }
 
@@ -28,7 +29,7 @@ export interface Started {
   close(): Promise<void>;
 }
 
-export async function start({ port = 3000, dbPath = './taskstream.db' }: StartOptions = {}): Promise<Started> {
+export async function start({ port = 3000, dbPath = './example-app.db' }: StartOptions = {}): Promise<Started> {
   const runtime = await createTaskstream({ store: sqliteStore(dbPath), tasks: exampleTasks });
   const app = Fastify();
   app.get('/hello', async () => 'Hello from the Fastify app');
@@ -61,7 +62,7 @@ export async function start({ port = 3000, dbPath = './taskstream.db' }: StartOp
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  const { url, close } = await start();
+  const { url, close } = await start(settingsFromEnv());
   console.log(`Fastify app on ${url}/hello, taskstream under ${url}/taskstream/ (dashboard) and ${url}/taskstream/tasks/...`);
   const stop = (): void => {
     void close().then(() => process.exit(0));

@@ -2,7 +2,7 @@
  * taskstream mounted under `/taskstream` in a Hono 4 app on Node (@hono/node-server), next to the
  * app's own routes.
  *
- *   node --import tsx examples/hono.ts
+ *   PORT=3000 TASKSTREAM_DB=./example-app.db node --import tsx examples/hono.ts
  *
  * The Fetch handler (`Request → Response`) is mounted with `hono/mount`'s `mount()` (the successor of
  * the deprecated `app.mount()`). `replaceRequest: false` passes the request unchanged: by default
@@ -16,12 +16,13 @@ import { serve, type ServerType } from '@hono/node-server';
 import { Hono } from 'hono';
 import { mount } from 'hono/mount';
 import { createFetchHandler, createTaskstream, sqliteStore } from '../src/index.js';
+import { settingsFromEnv } from './settings.js';
 import { exampleTasks } from './tasks.js';
 
 export interface StartOptions {
   /** Default 3000; 0 picks a free port. */
   readonly port?: number;
-  /** SQLite file. Default ./taskstream.db. */
+  /** SQLite file. Default ./example-app.db. */
   readonly dbPath?: string;
 }
 
@@ -31,7 +32,7 @@ export interface Started {
   close(): Promise<void>;
 }
 
-export async function start({ port = 3000, dbPath = './taskstream.db' }: StartOptions = {}): Promise<Started> {
+export async function start({ port = 3000, dbPath = './example-app.db' }: StartOptions = {}): Promise<Started> {
   const runtime = await createTaskstream({ store: sqliteStore(dbPath), tasks: exampleTasks });
   const app = new Hono();
   app.get('/hello', (c) => c.text('Hello from the Hono app'));
@@ -56,7 +57,7 @@ export async function start({ port = 3000, dbPath = './taskstream.db' }: StartOp
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  const { url, close } = await start();
+  const { url, close } = await start(settingsFromEnv());
   console.log(`Hono app on ${url}/hello, taskstream under ${url}/taskstream/ (dashboard) and ${url}/taskstream/tasks/...`);
   const stop = (): void => {
     void close().then(() => process.exit(0));

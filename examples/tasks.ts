@@ -1,6 +1,8 @@
 /**
- * The example task types of protocol.md, served under app `examples` by `taskstream serve`.
+ * The example task types of the protocol (docs/http-api.md), served under app `examples` by `taskstream serve`.
  * Every delay is an input in milliseconds, so tests can make them fast.
+ *
+ * @module taskstream/examples
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';

@@ -1,3 +1,9 @@
+/**
+ * `taskstream`: define tasks, run them (`createTaskstream`), store them (`sqliteStore`), serve them over HTTP
+ * (`createHandler`, `createFetchHandler`).
+ *
+ * @module taskstream
+ */
 export { defineTask } from './task/define.js';
 export type { AnyTaskDefinition, InputOf, ResultOf, RetryPolicy, RunContext, TaskDefinition } from './task/define.js';
 export type { RetentionPolicy } from './task/retention.js';

@@ -1,7 +1,7 @@
 /**
  * `migrate` and `cleanup`: work on the database file directly, no server needed.
  */
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { sqliteStore } from '../index.js';
 import { UsageError } from './args.js';
@@ -13,7 +13,34 @@ export interface DbOptions {
 /** Rejects what this build cannot open, before anything touches the disk. */
 export function checkDbPath(db: string): string {
   if (/^postgres(ql)?:\/\//.test(db)) throw new UsageError(`--db ${db}: PostgreSQL stores are not available in this build; use a SQLite file path`);
-  return db === ':memory:' ? db : resolve(db);
+  if (db === ':memory:') return db;
+  const path = resolve(db);
+  checkSqliteFile(path);
+  return path;
+}
+
+/**
+ * A file that exists and is not SQLite is refused with its path (SQLite itself only says "file is
+ * not a database"). An empty or missing file is fine: the store creates the schema in it.
+ */
+function checkSqliteFile(path: string): void {
+  let header: Buffer;
+  try {
+    if (!statSync(path).isFile()) throw new UsageError(`--db ${path}: not a file`);
+    const fd = openSync(path, 'r');
+    try {
+      header = Buffer.alloc(16);
+      header = header.subarray(0, readSync(fd, header, 0, 16, 0));
+    } finally {
+      closeSync(fd);
+    }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  if (header.length > 0 && header.toString('latin1') !== 'SQLite format 3\0') {
+    throw new UsageError(`--db ${path}: not a SQLite database (give a new file name, or an existing taskstream database)`);
+  }
 }
 
 /** Applies pending migrations; prints each one applied (the store's own report), or that the schema was current. */

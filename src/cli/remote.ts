@@ -79,8 +79,8 @@ async function follow(api: TaskstreamClient, task: TaskJson, lastEventId: number
   process.once('SIGINT', onSigint);
   try {
     for await (const event of api.stream(task, { signal: interrupt.signal, ...(lastEventId === undefined ? {} : { lastEventId }) })) {
-      view.event(event);
-      if (TERMINAL_EVENT_TYPES.has(event.type)) {
+      view.event(event); // a retention gap prints as `N gap {"from_seq":…,"to_seq":…}`
+      if (event.kind !== 'gap' && TERMINAL_EVENT_TYPES.has(event.type)) {
         terminal = event;
         break;
       }

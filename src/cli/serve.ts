@@ -37,6 +37,9 @@ export interface Io {
   readonly err: (line: string) => void;
 }
 
+/** Signals closer together than this are one delivery seen twice (see onSignal). */
+const SAME_SIGNAL_MS = 300;
+
 /** Runs the server until a signal has shut it down; resolves with the process's exit code. */
 export async function serve(options: ServeOptions, io: Io): Promise<number> {
   const dbPath = isPostgresUrl(options.db) ? options.db : checkDbPath(options.db);
@@ -49,32 +52,48 @@ export async function serve(options: ServeOptions, io: Io): Promise<number> {
   const backend = await openBackend({ ...options, db: dbPath }, (err) => logger.warn({ err }, 'taskstream: bus error (streams catch up from the store)'));
   const runtime = await createTaskstream({ store: backend.store, bus: backend.bus, tasks, logger, concurrency: options.concurrency, leaseMs: options.leaseMs, retainEvents: options.retainEvents });
   io.out(`taskstream: ${backend.description} opened and migrated`);
-  io.out(`taskstream: ${tasks.length} task types: ${tasks.map((t) => `${t.app}/${t.type}`).join(', ')}`);
+  io.out(`taskstream: ${tasks.length} task type${tasks.length === 1 ? '' : 's'}: ${tasks.map((t) => `${t.app}/${t.type}`).join(', ')}`);
   logTaskLifecycle(runtime, logger);
 
   const server = createServer(serverTimeouts(httpOptions.limits), createHandler(runtime, httpOptions));
+  let address: string;
   try {
-    io.out(`taskstream: listening on ${await listen(server, options)}`);
+    address = await listen(server, options);
   } catch (err) {
     await runtime.close({ timeoutMs: 0 }).catch(() => {});
     throw err;
   }
   return new Promise<number>((done) => {
     let shuttingDown = false;
+    let firstAt = 0;
+    let first: NodeJS.Signals | undefined;
     const onSignal = (signal: NodeJS.Signals): void => {
+      // Ctrl-C under `npm start` arrives twice within milliseconds: from the terminal (to the whole
+      // process group) and forwarded by npm. The same signal within SAME_SIGNAL_MS is that echo;
+      // another signal, or the same one later, is a second signal.
+      if (shuttingDown && signal === first && Date.now() - firstAt < SAME_SIGNAL_MS) return;
       if (shuttingDown) {
         io.err(`taskstream: second ${signal}; exiting now without a clean drain (exit ${EXIT.forced})`);
         process.exit(EXIT.forced);
       }
       shuttingDown = true;
+      firstAt = Date.now();
+      first = signal;
       void shutdown(server, runtime, options, io, signal).then((code) => {
         process.off('SIGTERM', onSignal);
         process.off('SIGINT', onSignal);
+        // The duplicate of the first signal may still be on its way (npm forwards it): without a
+        // listener it would kill the process by the default action before it exits with `code`.
+        const ignore = (): void => {};
+        process.on('SIGTERM', ignore).on('SIGINT', ignore);
+        setTimeout(() => process.off('SIGTERM', ignore).off('SIGINT', ignore), SAME_SIGNAL_MS).unref();
         done(code);
       });
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    // Printed once the handlers are in place: whoever waits for this line may signal at once.
+    io.out(`taskstream: listening on ${address}`);
   });
 }
 

@@ -1,6 +1,6 @@
 /**
  * The isomorphic taskstream client: plain `fetch`, no Node imports, so one module serves browsers,
- * Node 20, Deno, Bun and workers. It speaks protocol.md and nothing else; server code reaches it
+ * Node 20, Deno, Bun and workers. It speaks the protocol (docs/http-api.md) and nothing else; server code reaches it
  * only as types (`createClient<typeof tasks>()`).
  */
 import {
@@ -8,7 +8,7 @@ import {
 } from './errors.js';
 import { streamTask, type FetchLike, type StreamOptions } from './stream.js';
 import type {
-  AppOf, CancelResult, ClientTaskDefinition, InputFor, KindOf, KindRef, KnownKind, ListQuery, ResultFor, SignalResult, StreamEvent,
+  AppOf, CancelResult, ClientTaskDefinition, InputFor, KindOf, KindRef, KnownKind, ListQuery, ResultFor, SignalResult, StreamEvent, StreamItem,
   TaskJson, TaskList, TaskRefInput, TypeOf,
 } from './types.js';
 import { TERMINAL_EVENT_TYPES } from './types.js';
@@ -49,13 +49,15 @@ export interface TaskstreamClient<Defs extends readonly ClientTaskDefinition[] =
   signal(ref: TaskRefInput, name: string, payload?: unknown, options?: RequestOptions): Promise<SignalResult>;
   /**
    * The task's events, from the first (or after `lastEventId`), live, ending after the terminal
-   * event. Reconnects by itself with `Last-Event-ID`, never yielding a gap or a duplicate.
+   * event. Reconnects by itself with `Last-Event-ID`, never skipping or repeating an event.
+   * Where the server's retention pruned events this reader had not seen, a {@link StreamGap}
+   * (`kind: 'gap'`, `fromSeq`..`toSeq`) comes first, in their place.
    *
    * Stopping: `break` out of the loop, or abort `signal`. On abort the connection closes at once
    * and the iteration throws `signal.reason` (as Node's `events.on` does), so a loop never
    * mistakes an abort for the end of the task. HTTP 400/401/403/404 throw `TaskstreamClientError`.
    */
-  stream(ref: TaskRefInput, options?: StreamOptions): AsyncIterable<StreamEvent>;
+  stream(ref: TaskRefInput, options?: StreamOptions): AsyncIterable<StreamItem>;
   /**
    * Waits for the task's outcome and resolves with its final value. Rejects with
    * `TaskFailedError`, `TaskCancelledError` or `TaskTimedOutError` for the other endings.
@@ -180,7 +182,7 @@ export function createClient<Defs extends readonly ClientTaskDefinition[] = read
       if (isTerminal(current.status)) return outcomeOfTask(current) as never;
       // Everything up to last_seq is history; the terminal event comes after it.
       for await (const event of client.stream(task, { ...streamOptions, lastEventId: current.last_seq })) {
-        if (TERMINAL_EVENT_TYPES.has(event.type)) return outcomeOfEvent(task, event) as never;
+        if (event.kind !== 'gap' && TERMINAL_EVENT_TYPES.has(event.type)) return outcomeOfEvent(task, event) as never;
       }
       // The stream ended without a terminal event after our id: the task JSON has the outcome.
       const final = await client.get(task, streamOptions.signal ? { signal: streamOptions.signal } : {});

@@ -1,6 +1,8 @@
 /**
- * `taskstream/client`: the isomorphic (browser and Node) typed client of protocol.md.
+ * `taskstream/client`: the isomorphic (browser and Node) typed client of the protocol (docs/http-api.md).
  * Nothing here imports server code; task definitions reach it as types only.
+ *
+ * @module taskstream/client
  */
 export { createClient, outcomeOfEvent, parseRef } from './client.js';
 export type {
@@ -14,5 +16,5 @@ export type { TaskPointer } from './errors.js';
 export { TERMINAL_EVENT_TYPES } from './types.js';
 export type {
   AppOf, CancelResult, ClientTaskDefinition, DefinitionOf, InputFor, KindOf, KindRef, KnownKind, ListQuery, ResultFor, SignalResult,
-  StreamEvent, TaskJson, TaskList, TaskRefInput, TaskStatus, TerminalStatus, TypeOf,
+  StreamEvent, StreamGap, StreamItem, TaskJson, TaskList, TaskRefInput, TaskStatus, TerminalStatus, TypeOf,
 } from './types.js';

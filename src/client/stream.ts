@@ -17,7 +17,7 @@
  */
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { errorFromResponse, TaskstreamClientError, type TaskPointer } from './errors.js';
-import { TERMINAL_EVENT_TYPES, type StreamEvent, type TaskJson } from './types.js';
+import { TERMINAL_EVENT_TYPES, type StreamItem, type TaskJson } from './types.js';
 
 export type FetchLike = (input: string, init: RequestInit) => Promise<Response>;
 
@@ -56,7 +56,7 @@ type Turn =
   | { readonly kind: 'reconnect'; readonly received: number; readonly cause?: unknown; readonly retryAfterMs?: number }
   | { readonly kind: 'ended_empty' };
 
-export async function* streamTask(transport: StreamTransport, options: StreamOptions = {}): AsyncGenerator<StreamEvent, void, undefined> {
+export async function* streamTask(transport: StreamTransport, options: StreamOptions = {}): AsyncGenerator<StreamItem, void, undefined> {
   const { signal } = options;
   const cursor = { lastId: parseLastEventId(options.lastEventId), retryMs: undefined as number | undefined };
   const initialDelayMs = options.reconnect?.initialDelayMs ?? 1000;
@@ -92,7 +92,7 @@ async function* connectOnce(
   transport: StreamTransport,
   cursor: { lastId: number | undefined; retryMs: number | undefined },
   signal: AbortSignal | undefined,
-): AsyncGenerator<StreamEvent, Turn, undefined> {
+): AsyncGenerator<StreamItem, Turn, undefined> {
   const connection = new AbortController();
   const onAbort = (): void => connection.abort(signal?.reason);
   signal?.addEventListener('abort', onAbort, { once: true });
@@ -130,8 +130,8 @@ async function* readEvents(
   body: ReadableStream<Uint8Array>,
   cursor: { lastId: number | undefined; retryMs: number | undefined },
   signal: AbortSignal | undefined,
-): AsyncGenerator<StreamEvent, Turn, undefined> {
-  const queue: Array<{ event: StreamEvent; sequenced: boolean }> = [];
+): AsyncGenerator<StreamItem, Turn, undefined> {
+  const queue: Array<{ event: StreamItem; sequenced: boolean }> = [];
   let parseError: unknown;
   const parser = createParser({
     onEvent: (message) => {
@@ -176,7 +176,7 @@ async function* readEvents(
   }
 }
 
-function toStreamEvent(message: EventSourceMessage, lastId: number | undefined): { event: StreamEvent; sequenced: boolean } {
+function toStreamEvent(message: EventSourceMessage, lastId: number | undefined): { event: StreamItem; sequenced: boolean } {
   let parsed: unknown;
   try {
     parsed = JSON.parse(message.data);
@@ -193,7 +193,16 @@ function toStreamEvent(message: EventSourceMessage, lastId: number | undefined):
   const own = toSeq(message.id) ?? toSeq(wire._seq);
   const seq = own ?? lastId ?? 0;
   const timestamp = typeof wire._timestamp === 'string' ? wire._timestamp : new Date().toISOString();
-  return { event: { id: seq, seq, type: message.event ?? 'message', data, timestamp }, sequenced: own !== undefined };
+  if (message.event === 'gap') {
+    const fromSeq = toSeq(data.from_seq);
+    const toSeqValue = toSeq(data.to_seq);
+    if (fromSeq === undefined || toSeqValue === undefined || fromSeq > toSeqValue) {
+      throw new TaskstreamClientError('bad_response', `stream: a gap frame needs whole from_seq ≤ to_seq: ${message.data.slice(0, 200)}`);
+    }
+    const gap = { kind: 'gap', id: seq, seq, type: 'gap', fromSeq, toSeq: toSeqValue, data: { from_seq: fromSeq, to_seq: toSeqValue }, timestamp } as const;
+    return { event: gap, sequenced: own !== undefined };
+  }
+  return { event: { kind: 'event', id: seq, seq, type: message.event ?? 'message', data, timestamp }, sequenced: own !== undefined };
 }
 
 /** After an empty stream: true when the task ended with nothing after `lastId`; false to reconnect. */

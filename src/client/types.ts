@@ -1,5 +1,5 @@
 /**
- * Wire types of protocol.md as the client sees them, and the type machinery that lets
+ * Wire types of the protocol (docs/http-api.md) as the client sees them, and the type machinery that lets
  * `createClient<typeof tasks>()` check inputs and type results from the server's task definitions.
  * Everything here is types only: the client never loads server code.
  */
@@ -61,6 +61,8 @@ export interface SignalResult {
 
 /** One event of a task's stream. */
 export interface StreamEvent<D extends object = Record<string, unknown>> {
+  /** Tells an event from a {@link StreamGap} in what `stream()` yields. */
+  readonly kind?: 'event';
   /** The event's `seq` (the SSE `id:`); pass the last one as `lastEventId` to resume after it. */
   readonly id: number;
   readonly seq: number;
@@ -70,6 +72,28 @@ export interface StreamEvent<D extends object = Record<string, unknown>> {
   /** When the event was stored, ISO-8601 UTC (the wire's `_timestamp`). */
   readonly timestamp: string;
 }
+
+/**
+ * Events the server no longer has: its retention pruned `fromSeq`..`toSeq` (inclusive) before this
+ * reader got them. Yielded by `stream()` in place of those events, before the first retained one,
+ * when the reader's position lies before the retained window (the wire's `event: gap` frame).
+ * Nothing was lost in transit: the server kept only its newest events.
+ */
+export interface StreamGap {
+  readonly kind: 'gap';
+  /** `toSeq`: the position after the gap (resuming after it asks for the retained events). */
+  readonly id: number;
+  readonly seq: number;
+  readonly type: 'gap';
+  readonly fromSeq: number;
+  readonly toSeq: number;
+  /** The frame's data as sent: `{ from_seq, to_seq }`. */
+  readonly data: { readonly from_seq: number; readonly to_seq: number };
+  readonly timestamp: string;
+}
+
+/** What a task's stream yields: its events, and a gap where retention pruned some. */
+export type StreamItem<D extends object = Record<string, unknown>> = StreamEvent<D> | StreamGap;
 
 export const TERMINAL_EVENT_TYPES: ReadonlySet<string> = new Set(['complete', 'error', 'cancelled', 'timeout']);
 

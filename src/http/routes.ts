@@ -52,8 +52,8 @@ const STATUSES: ReadonlySet<string> = new Set(['pending', 'running', 'completed'
 const ID_PATTERN = /^[1-9][0-9]{0,15}$/;
 
 /**
- * The routes of protocol.md. Every answer is a defined status with a JSON body `{error, message}`
- * on failure (the seed's plain-text 400/404 on /stream for clients that do not ask for JSON).
+ * The routes of the protocol (docs/http-api.md). Every answer is a defined status with a JSON body `{error, message}`
+ * on failure (the Django Streaming Coordinator's plain-text 400/404 on /stream for clients that do not ask for JSON).
  * Paths tolerate one trailing slash; ids are canonical positive decimal integers (`+1`, `01`,
  * `1e3`, `-1`, and numbers past 2^53 are a 400 "Invalid task ID").
  */
@@ -203,7 +203,7 @@ async function cancel(runtime: Taskstream, req: HttpRequest, options: RouteOptio
   const cancelled = await runtime.cancel(found.task, reason as string | undefined);
   const status = (await runtime.get(found.task.id))?.status ?? found.task.status;
   if (cancelled) return json(202, { cancelled: true, status });
-  return json(409, { error: 'conflict', message: `task ${found.task.id} is already ${status}`, cancelled: false, status });
+  return json(409, { error: 'conflict', message: `task ${app}/${type}/${found.task.id} is already ${status}`, cancelled: false, status });
 }
 
 async function signal(runtime: Taskstream, req: HttpRequest, options: RouteOptions, app: string, type: string, id: string, name: string): Promise<Reply> {
@@ -216,7 +216,7 @@ async function signal(runtime: Taskstream, req: HttpRequest, options: RouteOptio
     const delivered = await runtime.signal(found.task, name, body.value);
     if (delivered) return json(202, { delivered: true });
     const status = (await runtime.get(found.task.id))?.status ?? found.task.status;
-    return json(409, { error: 'conflict', message: `task ${found.task.id} is already ${status}`, delivered: false, status });
+    return json(409, { error: 'conflict', message: `task ${app}/${type}/${found.task.id} is already ${status}`, delivered: false, status });
   } catch (err) {
     return fromError(err);
   }

@@ -43,7 +43,7 @@ export function taskJson(task: TaskRecord, basePath: string): TaskJson {
   };
 }
 
-/** The seed's answer for a finished task asked without `Accept: text/event-stream`. */
+/** The Django Streaming Coordinator's answer for a finished task asked without `Accept: text/event-stream` (kept for its clients). */
 export function finishedJson(task: TaskRecord): Record<string, unknown> {
   const body: Record<string, unknown> = {
     status: task.status,

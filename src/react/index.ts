@@ -7,6 +7,8 @@
  * reconnect loop of its own; a remount for the same task (React StrictMode) resumes after the
  * last event it holds, and after a terminal event it does not connect again.
  * Imports only `react` and the isomorphic client: it bundles for the browser as is.
+ *
+ * @module taskstream/react
  */
 import { useCallback, useEffect, useMemo, useReducer, useRef } from 'react';
 import {
@@ -48,6 +50,8 @@ export interface UseTaskStreamResult {
   readonly progress: number | null;
   /** The outcome error of a task that did not complete, or the error that stopped the stream. */
   readonly error: Error | null;
+  /** Events the server's retention pruned before they reached this reader (`fromSeq`..`toSeq`), or null. */
+  readonly gap: { readonly fromSeq: number; readonly toSeq: number } | null;
   /** Cancels the watched task; its `cancelled` event then arrives through the stream. */
   readonly cancel: (reason?: string) => Promise<CancelResult>;
 }
@@ -106,7 +110,7 @@ export function useTaskStream<Defs extends readonly ClientTaskDefinition[] = rea
 
   // Until the effect has started the new ref's stream, show its fresh state, never the old ref's.
   const view = state.key === key ? state : initialTaskStreamState(key);
-  return { status: view.status, events: view.events, last: view.last, progress: view.progress, error: view.error, cancel };
+  return { status: view.status, events: view.events, last: view.last, progress: view.progress, error: view.error, gap: view.gap, cancel };
 }
 
 function withToken(key: string, token: string | undefined): TaskRefInput {

@@ -5,11 +5,12 @@
  *   start(key)        new key (or after `error`) → fresh state (`connecting`, `idle` for null); same key → kept (resume)
  *   event(key, e)     appended unless stale (another key) or already seen (seq ≤ last seq);
  *                     status: terminal event → its status; `interrupted` → `pending`; else `running`
+ *                     a gap (retention pruned events before this reader's position) → `gap`, not an event
  *   failed(key, err)  the stream gave up (404, 401, too many failed reconnects) → `error`
  * Every event for another key is dropped, so a late event of an aborted stream never leaks in.
  */
 import {
-  outcomeOfEvent, parseRef, type StreamEvent, type TaskstreamClientError,
+  outcomeOfEvent, parseRef, type StreamEvent, type StreamItem, type TaskstreamClientError,
 } from '../client/index.js';
 
 export type TaskStreamStatus =
@@ -29,11 +30,13 @@ export interface TaskStreamState {
    * (as `result()` would reject), or the `TaskstreamClientError` that stopped the stream.
    */
   readonly error: Error | null;
+  /** Events the server's retention pruned before this reader saw them (inclusive seqs); null when none. */
+  readonly gap: { readonly fromSeq: number; readonly toSeq: number } | null;
 }
 
 export type TaskStreamAction =
   | { readonly type: 'start'; readonly key: string | null }
-  | { readonly type: 'event'; readonly key: string; readonly event: StreamEvent; readonly maxEvents?: number }
+  | { readonly type: 'event'; readonly key: string; readonly event: StreamItem; readonly maxEvents?: number }
   | { readonly type: 'failed'; readonly key: string; readonly error: unknown };
 
 export const DEFAULT_MAX_EVENTS = 1000;
@@ -43,7 +46,7 @@ const TERMINAL_STATUS: Readonly<Record<string, TaskStreamStatus>> = {
 };
 
 export function initialTaskStreamState(key: string | null): TaskStreamState {
-  return { key, status: key === null ? 'idle' : 'connecting', events: [], last: null, progress: null, error: null };
+  return { key, status: key === null ? 'idle' : 'connecting', events: [], last: null, progress: null, error: null, gap: null };
 }
 
 export function isFinalStatus(status: TaskStreamStatus): boolean {
@@ -59,6 +62,9 @@ export function taskStreamReducer(state: TaskStreamState, action: TaskStreamActi
       const { event } = action;
       if (action.key !== state.key || isFinalStatus(state.status)) return state;
       if (state.last !== null && event.seq <= state.last.seq) return state;
+      if (event.kind === 'gap') {
+        return { ...state, status: state.status === 'connecting' ? 'running' : state.status, gap: { fromSeq: event.fromSeq, toSeq: event.toSeq } };
+      }
       const max = Math.max(1, action.maxEvents ?? DEFAULT_MAX_EVENTS);
       const events = state.events.length >= max ? [...state.events.slice(state.events.length - max + 1), event] : [...state.events, event];
       const terminal = TERMINAL_STATUS[event.type];
@@ -69,6 +75,7 @@ export function taskStreamReducer(state: TaskStreamState, action: TaskStreamActi
         last: event,
         progress: progressOf(event.data) ?? state.progress,
         error: terminal === undefined || terminal === 'completed' ? null : outcomeError(action.key, event),
+        gap: state.gap,
       };
     }
     case 'failed':

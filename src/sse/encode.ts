@@ -1,7 +1,7 @@
 import type { EventRecord } from '../store/types.js';
 
 /**
- * The SSE wire form of one stored event (protocol.md):
+ * The SSE wire form of one stored event (docs/http-api.md):
  *
  *   id: <seq>\nevent: <type>\ndata: <the event's JSON object plus _task_id, _app, _model, _timestamp, _seq>\n\n
  *

@@ -1,6 +1,6 @@
 import { InvalidEventError } from '../errors.js';
 
-/** Event, signal, app and type names: `[A-Za-z0-9_.:-]{1,64}` (protocol.md). Safe on an SSE line. */
+/** Event, signal, app and type names: `[A-Za-z0-9_.:-]{1,64}` (docs/http-api.md). Safe on an SSE line. */
 export const NAME_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
 
 /** Terminal events are written by the runtime only, together with the terminal status. */

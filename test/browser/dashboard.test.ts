@@ -76,9 +76,12 @@ void describe('dashboard in Chromium', () => {
     await page.waitForFunction((taskId) => Number(document.querySelector(`#task-rows tr[data-id="${taskId}"] [role=progressbar]`)?.getAttribute('aria-valuenow')) > 0, id, { timeout: WAIT_MS });
 
     await page.click('#tv-cancel');
+    // Cancel asks first; without a reason typed, the server records none.
+    await page.waitForSelector('#cancel-dialog[open]', { timeout: WAIT_MS });
+    await page.click('#cancel-confirm');
     await page.waitForSelector('#tv-status [data-status="cancelled"]', { timeout: WAIT_MS });
     await page.waitForSelector('#tv-outcome:not([hidden])', { timeout: WAIT_MS });
-    assert.match(await page.textContent('#tv-outcome') ?? '', /Cancelled[\s\S]*external_cancellation/);
+    assert.equal(await page.textContent('#tv-result'), 'Task was cancelled — cancelled on request, no reason given');
     assert.equal(await page.isHidden('#tv-cancel'), true, 'no Cancel button on a finished task');
     await page.waitForSelector(`#task-rows tr[data-id="${id}"] [data-status="cancelled"]`, { timeout: WAIT_MS });
     assert.equal((await app.runtime.get(id))?.status, 'cancelled');

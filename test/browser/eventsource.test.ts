@@ -1,5 +1,5 @@
 /**
- * The browser's own `EventSource` against `/stream/{app}/{type}/{id}`, as the seed's pages use it
+ * The browser's own `EventSource` against `/stream/{app}/{type}/{id}`, as the Django Streaming Coordinator's pages use it
  * (`es.addEventListener('progress', …)`): the whole log arrives, and after the server drops the
  * connection mid-stream the browser reconnects by itself with `Last-Event-ID` and gets every
  * event exactly once, in order.
@@ -30,7 +30,7 @@ declare global {
   }
 }
 
-/** Runs in the page: subscribes the seed's way and records everything. */
+/** Runs in the page: subscribes the Django Streaming Coordinator's way and records everything. */
 function subscribe(url: string): void {
   const w: Watcher = { got: [], opens: 0, errors: 0, seqAtErrors: [], done: false };
   window.watcher = w;

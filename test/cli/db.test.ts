@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { ExampleTask } from '../../examples/tasks.js';
@@ -79,4 +80,16 @@ void test('cleanup of a missing database fails without creating it', async () =>
   const result = await runCli(['cleanup', '--older-than', '7d', '--db', join(dir.path, 'none.db')]);
   assert.equal(result.code, 1);
   assert.match(result.stderr, /^taskstream: no database at /);
+});
+
+void test('a file that is not a SQLite database is refused with its path, and left as it was', async () => {
+  using dir = tempDir();
+  const notDb = join(dir.path, 'README.md');
+  writeFileSync(notDb, '# not a database\n');
+  for (const args of [['cleanup', '--older-than', '1h', '--db', notDb], ['migrate', '--db', notDb], ['serve', '--port', '0', '--db', notDb]]) {
+    const result = await runCli(args);
+    assert.equal(result.code, 2, `${args[0]}: ${result.stderr}`);
+    assert.equal(result.stderr.trim(), `taskstream: --db ${notDb}: not a SQLite database (give a new file name, or an existing taskstream database)`);
+  }
+  assert.equal(readFileSync(notDb, 'utf8'), '# not a database\n');
 });

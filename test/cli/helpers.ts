@@ -28,12 +28,17 @@ export function cli(args: string[], options: { env?: Record<string, string>; cwd
     env: cleanEnv(options.env),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  return watchProcess(child);
+}
+
+/** Synchronises on the output and exit of any child spawned with stdout and stderr piped. */
+export function watchProcess(child: ChildProcess): Cli {
   let out = '';
   let err = '';
   const waiters = new Set<() => void>();
   const poke = (): void => waiters.forEach((w) => w());
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => { out += chunk; poke(); });
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { err += chunk; poke(); });
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => { out += chunk; poke(); });
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => { err += chunk; poke(); });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     child.once('exit', (code, signal) => { resolve({ code, signal }); });
   });
@@ -86,7 +91,7 @@ export function cli(args: string[], options: { env?: Record<string, string>; cwd
 }
 
 /** The parent's environment without the CLI's own variables, plus `extra`. */
-function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env = { ...process.env };
   delete env.TASKSTREAM_URL;
   delete env.TASKSTREAM_TOKEN;

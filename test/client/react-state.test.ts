@@ -29,7 +29,7 @@ function feed(state: TaskStreamState, ...events: StreamEvent[]): TaskStreamState
 void describe('useTaskStream state', () => {
   void test('starts idle without a ref and connecting with one', () => {
     assert.equal(initialTaskStreamState(null).status, 'idle');
-    assert.deepEqual(initialTaskStreamState(KEY), { key: KEY, status: 'connecting', events: [], last: null, progress: null, error: null });
+    assert.deepEqual(initialTaskStreamState(KEY), { key: KEY, status: 'connecting', events: [], last: null, progress: null, error: null, gap: null });
   });
 
   void test('events append in order; status running; progress from the last progress-like event', () => {

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { exampleTasks } from '../../examples/tasks.js';
-import { createClient, TaskstreamClientError, type StreamEvent, type TaskstreamClient } from '../../src/client/index.js';
+import { createClient, TaskstreamClientError, type StreamItem, type TaskstreamClient } from '../../src/client/index.js';
 import { collect, startPlainServer, startServer, within, type TestServer } from './fixtures/server.js';
 
 const EXAMPLE_TYPES = ['start', 'progress', 'progress', 'progress', 'complete'];
@@ -44,7 +44,7 @@ void describe('client.stream', { timeout: 15_000 }, () => {
 
   void test('resumes with Last-Event-ID after the server drops the connection, without gap or duplicate', async () => {
     const task = await client.create('examples/ContinueTask', { timeout_ms: 60_000 });
-    const events: StreamEvent[] = [];
+    const events: StreamItem[] = [];
     const mine = (r: { path: string }): boolean => r.path.endsWith(`/${task.id}`);
     let resumedThenSignalled: Promise<unknown> | undefined;
     for await (const event of client.stream(task)) {
@@ -64,7 +64,7 @@ void describe('client.stream', { timeout: 15_000 }, () => {
   void test('resumes across repeated drops of a running ExampleTask, each time after the last event it yielded', async () => {
     const task = await client.create('examples/ExampleTask', { steps: 4, delay_ms: 20 });
     const mine = (r: { path: string }): boolean => r.path.endsWith(`/${task.id}`);
-    const events: StreamEvent[] = [];
+    const events: StreamItem[] = [];
     for await (const event of client.stream(task)) {
       events.push(event);
       if (event.type !== 'complete') srv.server.closeAllConnections();

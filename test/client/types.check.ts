@@ -3,7 +3,7 @@
  * Each `@ts-expect-error` marks a call the types must reject; an accepted one fails the build.
  */
 import type { ContinueTask, ExampleTask, exampleTasks, HttpFetchTask } from '../../examples/tasks.js';
-import { createClient, type InputFor, type KindOf, type ResultFor, type StreamEvent, type TaskJson } from '../../src/client/index.js';
+import { createClient, type InputFor, type KindOf, type ResultFor, type StreamItem, type TaskJson } from '../../src/client/index.js';
 
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false;
 function expectType<T extends true>(): T | undefined {
@@ -50,7 +50,7 @@ export async function typedClient(): Promise<void> {
   await client.result('examples/NoSuchTask/7');
 
   for await (const event of client.stream(task, { lastEventId: 2 })) {
-    expectType<Equal<typeof event, StreamEvent>>();
+    expectType<Equal<typeof event, StreamItem>>();
     expectType<Equal<typeof event.seq, number>>();
   }
   const { cancelled } = await client.cancel('examples/ContinueTask/7', 'user');

@@ -35,7 +35,7 @@ async function upstream(): Promise<{ url: string; arrived: Promise<void>; closed
   };
 }
 
-describe('the example task types of protocol.md', { timeout: 30_000 }, () => {
+describe('the example task types of the protocol (docs/http-api.md)', { timeout: 30_000 }, () => {
   let s: TestServer;
   let up: Awaited<ReturnType<typeof upstream>>;
   before(async () => {

@@ -39,6 +39,7 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
+/** A database path in a fresh temp directory; `cleanup()` removes the directory. */
 export function tempDb(): { path: string; cleanup(): void } {
   const dir = mkdtempSync(join(tmpdir(), 'taskstream-http-'));
   return { path: join(dir, 'tasks.db'), cleanup: () => rmSync(dir, { recursive: true, force: true }) };
@@ -50,6 +51,7 @@ export async function startServer(options: {
   http?: HttpOptions;
   runtime?: Partial<TaskstreamOptions>;
 } = {}): Promise<TestServer> {
+  // A server given a dbPath leaves the file to its caller (a restart test reopens it).
   const db = options.dbPath ? undefined : tempDb();
   const dbPath = options.dbPath ?? db!.path;
   const runtime = await createTaskstream({
@@ -69,10 +71,15 @@ export async function startServer(options: {
     url: `http://127.0.0.1:${port}`,
     close: () => (closing ??= (async () => {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      await runtime.close({ timeoutMs: 1000 });
-      server.closeAllConnections();
-      await closed;
-      db?.cleanup();
+      try {
+        // A test that failed mid-way may leave a watcher reconnecting forever, keeping the process alive.
+        closeWatchers(`http://127.0.0.1:${port}`);
+        await runtime.close({ timeoutMs: 1000 });
+      } finally {
+        server.closeAllConnections();
+        await closed;
+        db?.cleanup();
+      }
     })()),
   };
 }
@@ -109,6 +116,7 @@ const TERMINAL = new Set(['complete', 'error', 'cancelled', 'timeout']);
  */
 export function watch(url: string, onEvent?: (e: Received, es: EventSource) => void): { es: EventSource; events: Received[]; done: Promise<Received[]> } {
   const es = new EventSource(url);
+  watchers.add(es);
   const events: Received[] = [];
   const done = new Promise<Received[]>((resolve) => {
     for (const type of EVENT_TYPES) {
@@ -126,6 +134,19 @@ export function watch(url: string, onEvent?: (e: Received, es: EventSource) => v
     }
   });
   return { es, events, done };
+}
+
+/** Every EventSource `watch` opened that is still open; a server's close() closes those on its origin. */
+const watchers = new Set<EventSource>();
+
+function closeWatchers(origin: string): void {
+  for (const es of watchers) {
+    if (es.readyState === EventSource.CLOSED) watchers.delete(es);
+    else if (es.url.startsWith(origin)) {
+      es.close();
+      watchers.delete(es);
+    }
+  }
 }
 
 export function seqs(events: readonly Received[]): number[] {

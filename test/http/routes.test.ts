@@ -120,6 +120,7 @@ describe('REST routes and every error of the protocol table', { timeout: 60_000 
     assert.equal(again.status, 409);
     assert.equal(again.json.cancelled, false);
     assert.equal(again.json.status, 'cancelled');
+    assert.equal(again.json.message, `task examples/ExampleTask/${pending.json.id} is already cancelled`, 'the full ref, as in a 404');
     assert.equal((await post(url(999999))).status, 404);
     assert.equal((await post(url(blocker.json.id, 'ExampleTask'))).status, 404, 'wrong type');
     const running = await post(url(blocker.json.id, 'ContinueTask'));
@@ -139,6 +140,7 @@ describe('REST routes and every error of the protocol table', { timeout: 60_000 
     await until(s.runtime, async () => (await s.runtime.get(t.json.id))?.status === 'completed', 5000, 'completion');
     const late = await post(url('continue'), {});
     assert.equal(late.status, 409);
+    assert.equal(late.json.message, `task examples/ContinueTask/${t.json.id} is already completed`);
   });
 
   test('GET /stream errors: plain text 400/404 by default, JSON when asked', async () => {

@@ -4,7 +4,7 @@ import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { z } from 'zod';
 import { defineTask, type EventRecord } from '../../src/index.js';
-import { getJson, post, range, seqs, startServer, type TestServer, until, watch, within } from './helpers.js';
+import { getJson, post, range, seqs, startServer, tempDb, type TestServer, until, watch, within } from './helpers.js';
 
 /** Sends nothing until it gets the signal `go`, then `count` events. */
 const Gate = defineTask({
@@ -34,13 +34,13 @@ describe('GET /stream', { timeout: 300_000 }, () => {
   test('headers and retry: are sent at once, before any event', async () => {
     const t = await create('test/Gate', {});
     const ac = new AbortController();
-    const res = await within(2000, fetch(t.stream, { signal: ac.signal, headers: { accept: 'text/event-stream' } }), 'headers');
+    const res = await within(30_000, fetch(t.stream, { signal: ac.signal, headers: { accept: 'text/event-stream' } }), 'headers');
     assert.equal(res.status, 200);
     assert.equal(res.headers.get('content-type'), 'text/event-stream');
     assert.equal(res.headers.get('cache-control'), 'no-cache');
     assert.equal(res.headers.get('x-accel-buffering'), 'no');
     const reader = res.body!.getReader();
-    const first = new TextDecoder().decode((await within(2000, reader.read(), 'first chunk')).value);
+    const first = new TextDecoder().decode((await within(30_000, reader.read(), 'first chunk')).value);
     assert.match(first, /^retry: \d+\n\n/);
     ac.abort();
     await post(`${s.url}/tasks/test/Gate/${t.id}/signals/go`);
@@ -52,7 +52,7 @@ describe('GET /stream', { timeout: 300_000 }, () => {
     const res = await fetch(t.stream, { signal: ac.signal });
     const reader = res.body!.getReader();
     let text = '';
-    await within(2000, (async () => {
+    await within(30_000, (async () => {
       while (!text.includes(': ping\n\n')) text += new TextDecoder().decode((await reader.read()).value);
     })(), 'a ping');
     ac.abort();
@@ -66,14 +66,14 @@ describe('GET /stream', { timeout: 300_000 }, () => {
     const first = watch(t.stream, (e) => {
       if (e.seq === 3) late = watch(t.stream);
     });
-    const results = await within(5000, Promise.all([first.done, ...clients.map((c) => c.done)]), 'all clients');
+    const results = await within(30_000, Promise.all([first.done, ...clients.map((c) => c.done)]), 'all clients');
     for (const events of results) {
       assert.deepEqual(seqs(events), range(1, 8));
       assert.deepEqual(events.map((e) => e.type), ['start', 'progress', 'progress', 'progress', 'progress', 'progress', 'progress', 'complete']);
       assert.deepEqual(events, results[0]);
     }
     assert.ok(late, 'late client started');
-    assert.deepEqual(await within(5000, late.done, 'late client'), results[0]);
+    assert.deepEqual(await within(30_000, late.done, 'late client'), results[0]);
     const last = results[0]!.at(-1)!;
     assert.deepEqual(last.data.final_value, 'Completed processing: many');
     assert.equal(last.data._task_id, t.id);
@@ -92,7 +92,7 @@ describe('GET /stream', { timeout: 300_000 }, () => {
         s.server.closeAllConnections(); // the server drops every open connection mid-stream
       }
     });
-    const events = await within(5000, client.done, 'resumed stream');
+    const events = await within(30_000, client.done, 'resumed stream');
     assert.ok(dropped);
     assert.deepEqual(seqs(events), range(1, 10));
   });
@@ -110,10 +110,10 @@ describe('GET /stream', { timeout: 300_000 }, () => {
     assert.equal(bad.status, 400);
   });
 
-  test('a finished task replays its log and ends; without text/event-stream it answers the seed JSON', async () => {
+  test('a finished task replays its log and ends; without text/event-stream it answers the Django Streaming Coordinator JSON', async () => {
     const t = await create('examples/ExampleTask', { message: 'done', steps: 1, delay_ms: 1 });
     await until(s.runtime, async () => (await s.runtime.get(t.id))?.status === 'completed', 5000, 'task completion');
-    const replay = await within(3000, watch(t.stream).done, 'replay');
+    const replay = await within(30_000, watch(t.stream).done, 'replay');
     assert.deepEqual(seqs(replay), [1, 2, 3]);
     const { status, json } = await getJson(t.stream, { accept: 'application/json' });
     assert.equal(status, 200);
@@ -127,7 +127,7 @@ describe('GET /stream', { timeout: 300_000 }, () => {
     const curl = spawn('curl', ['-sN', '-H', 'Accept: text/event-stream', t.stream]);
     let out = '';
     curl.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-    const code = await within(5000, new Promise((resolve) => curl.on('close', resolve)), 'curl to exit');
+    const code = await within(30_000, new Promise((resolve) => curl.on('close', resolve)), 'curl to exit');
     assert.equal(code, 0);
     assert.deepEqual([...out.matchAll(/^event: (\S+)$/gm)].map((m) => m[1]), ['progress', 'progress', 'progress', 'complete']);
   });
@@ -177,14 +177,14 @@ describe('GET /stream', { timeout: 300_000 }, () => {
       if (e.type === 'started') started += 1;
     };
     const clients = [watch(t.stream, onStarted), watch(t.stream, onStarted), watch(t.stream, onStarted)];
-    await within(3000, (async () => {
+    await within(30_000, (async () => {
       while (started < 3) await new Promise((r) => setImmediate(r));
     })(), 'three clients to see started');
     const res = await post(`${s.url}/tasks/examples/ContinueTask/${t.id}/cancel`, { reason: 'user clicked cancel' });
     assert.equal(res.status, 202);
     assert.equal(res.json.cancelled, true);
     for (const c of clients) {
-      const events = await within(3000, c.done, 'cancelled');
+      const events = await within(30_000, c.done, 'cancelled');
       assert.deepEqual(events.map((e) => e.type), ['started', 'cancelled']);
       assert.equal(events[1]!.data.reason, 'user clicked cancel');
     }
@@ -195,7 +195,7 @@ describe('GET /stream', { timeout: 300_000 }, () => {
 
   test('timeout ends the stream with `timeout`', async () => {
     const t = await create('examples/ContinueTask', { timeout_ms: 100 });
-    const events = await within(5000, watch(t.stream).done, 'timeout');
+    const events = await within(30_000, watch(t.stream).done, 'timeout');
     assert.deepEqual(events.map((e) => e.type), ['started', 'timeout']);
     assert.equal(events[1]!.data.timeout_ms, 100);
     assert.equal(events[1]!.data.message, 'Task timed out after 0.1 seconds');
@@ -207,7 +207,7 @@ describe('GET /stream', { timeout: 300_000 }, () => {
     const client = watch(t.stream, (e) => {
       if (e.type === 'started') void post(`${s.url}/tasks/examples/ContinueTask/${t.id}/signals/continue`, { ok: 1 });
     });
-    const events = await within(5000, client.done, 'completion');
+    const events = await within(30_000, client.done, 'completion');
     assert.deepEqual(events.map((e) => e.type), ['started', 'final', 'complete']);
     assert.deepEqual(events[1]!.data.payload, { ok: 1 });
   });
@@ -220,7 +220,7 @@ describe('GET /stream', { timeout: 300_000 }, () => {
     }));
     const client = watch(t.stream);
     await post(`${s.url}/tasks/test/Gate/${t.id}/signals/go`);
-    await within(3000, Promise.all([...ended, client.done]), 'streams');
+    await within(30_000, Promise.all([...ended, client.done]), 'streams');
     assert.equal(seen[0]!.length, 4);
     seen[0]!.forEach((e, i) => assert.equal(e, seen[1]![i], 'same object'));
   });
@@ -228,8 +228,9 @@ describe('GET /stream', { timeout: 300_000 }, () => {
 
 describe('server restart mid-task', { timeout: 30_000 }, () => {
   test('the task is interrupted, runs again, and a reconnecting client continues the log', async () => {
-    const first = await startServer();
-    const dbPath = first.dbPath;
+    const db = tempDb(); // shared by both servers, removed at the end
+    const dbPath = db.path;
+    const first = await startServer({ dbPath });
     const { json } = await post(`${first.url}/tasks/examples/ContinueTask`, { timeout_ms: 60_000 });
     const events: Array<{ seq: number; type: string }> = [];
     const read = async (url: string, lastEventId?: number): Promise<void> => {
@@ -240,7 +241,7 @@ describe('server restart mid-task', { timeout: 30_000 }, () => {
     const firstRead = read(`${first.url}${json.stream_url}`);
     await until(first.runtime, async () => (await first.runtime.get(json.id))?.lastSeq === 1 && first.runtime.stats.subscribers === 1, 3000, 'started and watched');
     await first.runtime.close({ timeoutMs: 1000 }); // graceful shutdown ends the stream after the last stored event
-    await within(3000, firstRead, 'the first stream to end');
+    await within(30_000, firstRead, 'the first stream to end');
     first.server.closeAllConnections();
     first.server.close();
     assert.deepEqual(events, [{ seq: 1, type: 'started' }, { seq: 2, type: 'interrupted' }]);
@@ -251,11 +252,12 @@ describe('server restart mid-task', { timeout: 30_000 }, () => {
       const secondRead = read(`${second.url}${json.stream_url}`, events.at(-1)!.seq);
       await until(second.runtime, async () => (await second.runtime.get(json.id))!.lastSeq >= 3, 3000, 'second started');
       await post(`${second.url}/tasks/examples/ContinueTask/${json.id}/signals/continue`);
-      await within(3000, secondRead, 'the resumed stream to end');
+      await within(30_000, secondRead, 'the resumed stream to end');
       assert.deepEqual(events.map((e) => e.type), ['started', 'interrupted', 'started', 'final', 'complete']);
       assert.deepEqual(seqs(events as never), [1, 2, 3, 4, 5]);
     } finally {
       await second.close();
+      db.cleanup();
     }
   });
 });

@@ -23,7 +23,8 @@ export interface Backend {
   list(limit: number): Promise<TaskJson[]>;
   get(ref: TaskRef): Promise<TaskJson>;
   create(kind: TaskType, input: Record<string, unknown>): Promise<TaskJson>;
-  cancel(ref: TaskRef): Promise<{ cancelled: boolean; status: string }>;
+  /** `reason` is recorded as the task's cancel reason (1 to 500 characters); none: `external_cancellation`. */
+  cancel(ref: TaskRef, reason?: string): Promise<{ cancelled: boolean; status: string }>;
   /** The task's events after `afterSeq`, live, resuming after drops, ending after the terminal event. */
   stream(ref: TaskRef, options: StreamOptions): AsyncIterable<StreamEvent>;
 }
@@ -43,7 +44,8 @@ export class ApiError extends Error {
 
 /** Turns any thrown value into the lines the page shows. */
 export function describeError(err: unknown): string[] {
-  if (err instanceof ApiError) return [err.message, ...err.problems];
+  // With a list of problems, the list says it all (the message repeats it on one line).
+  if (err instanceof ApiError) return err.problems.length > 0 ? ['The server refused the input:', ...err.problems] : [err.message];
   if (err instanceof Error) return [err.message];
   return [String(err)];
 }

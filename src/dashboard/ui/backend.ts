@@ -32,7 +32,7 @@ export function clientBackend(baseUrl: string): Backend {
     list: (limit) => wrap(async () => (await client.list({ limit })).tasks),
     get: (ref) => wrap(() => client.get(ref)),
     create: (kind, input) => wrap(() => client.create(`${kind.app}/${kind.type}`, input)),
-    cancel: (ref) => wrap(() => client.cancel(ref)),
+    cancel: (ref, reason) => wrap(() => client.cancel(ref, reason)),
     async *stream(ref, options) {
       let terminal = false;
       const report = (state: LinkState): void => {
@@ -42,7 +42,10 @@ export function clientBackend(baseUrl: string): Backend {
       report('connecting');
       try {
         for await (const event of streaming.stream(ref, { lastEventId: options.afterSeq, signal: options.signal })) {
-          const out: StreamEvent = { seq: event.seq, type: event.type, data: event.data, at: Date.parse(event.timestamp) || Date.now() };
+          const at = Date.parse(event.timestamp) || Date.now();
+          const out: StreamEvent = event.kind === 'gap'
+            ? { seq: event.seq, type: 'gap', data: event.data, at, gap: { fromSeq: event.fromSeq, toSeq: event.toSeq } }
+            : { seq: event.seq, type: event.type, data: event.data, at };
           // The client closes the connection after the terminal event: that close is not a drop.
           if (TERMINAL_EVENTS[event.type] !== undefined) terminal = true;
           yield out;
@@ -109,7 +112,8 @@ function problemsOf(list: unknown): string[] {
   return list.map((problem: unknown) => {
     if (problem === null || typeof problem !== 'object') return String(problem);
     const p = problem as { path?: unknown; message?: unknown };
-    const path = Array.isArray(p.path) && p.path.length > 0 ? `${p.path.map(String).join('.')}: ` : '';
+    // The server sends the path as a dotted string; other producers as an array of keys.
+    const path = Array.isArray(p.path) && p.path.length > 0 ? `${p.path.map(String).join('.')}: ` : typeof p.path === 'string' && p.path !== '' ? `${p.path}: ` : '';
     return `${path}${typeof p.message === 'string' ? p.message : JSON.stringify(p)}`;
   });
 }

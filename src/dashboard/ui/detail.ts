@@ -7,7 +7,7 @@ import type { Backend } from './api.js';
 import { describeError } from './api.js';
 import { append, byId, clear, clock, duration, h, preview, progressBar, statusBadge } from './dom.js';
 import type { StreamEvent, TaskRef } from './model.js';
-import { isTerminal, keyOf, TERMINAL_EVENTS } from './model.js';
+import { describeCancelReason, isTerminal, keyOf, TERMINAL_EVENTS } from './model.js';
 import type { TaskWatch, Watches } from './watch.js';
 
 const MAX_LOG_ROWS = 2000;
@@ -118,13 +118,16 @@ export class TaskView {
   }
 
   #paintOutcome(watch: TaskWatch): void {
-    if (!isTerminal(watch.status) || this.#outcome.dataset.for === `${keyOf(watch.ref)}:${watch.task?.finished_at ?? ''}`) return;
     const last = watch.events.at(-1);
     const terminal = last && TERMINAL_EVENTS[last.type] !== undefined ? last : undefined;
     const t = watch.task;
+    // Live, the terminal event comes first; after a reload the task JSON does, and its event a
+    // moment later: the outcome is painted again then, so both read the same.
+    const painted = `${keyOf(watch.ref)}:${t?.finished_at ?? ''}:${terminal?.seq ?? ''}`;
+    if (!isTerminal(watch.status) || this.#outcome.dataset.for === painted) return;
     clear(this.#outcome);
     this.#outcome.hidden = false;
-    this.#outcome.dataset.for = `${keyOf(watch.ref)}:${t?.finished_at ?? ''}`;
+    this.#outcome.dataset.for = painted;
     this.#outcome.className = `outcome outcome-${watch.status}`;
     if (watch.status === 'completed') {
       const value = terminal ? terminal.data.final_value : t?.final_value;
@@ -133,10 +136,13 @@ export class TaskView {
       const message = typeof terminal?.data.message === 'string' ? terminal.data.message : (t?.error?.message ?? 'failed');
       const kind = typeof terminal?.data.error_type === 'string' ? terminal.data.error_type : (t?.error?.type ?? 'Error');
       this.#outcome.append(h('h3', {}, 'Error'), h('pre', { id: 'tv-result' }, `${kind}: ${message}`));
+    } else if (watch.status === 'cancelled') {
+      const message = typeof terminal?.data.message === 'string' ? terminal.data.message : 'Task was cancelled';
+      const reason = terminal ? terminal.data.reason : t?.cancel_reason;
+      this.#outcome.append(h('h3', {}, 'Cancelled'), h('pre', { id: 'tv-result' }, `${message} — ${describeCancelReason(reason)}`));
     } else {
-      const message = typeof terminal?.data.message === 'string' ? terminal.data.message : watch.status;
-      const reason = terminal?.data.reason ?? t?.cancel_reason;
-      this.#outcome.append(h('h3', {}, watch.status === 'cancelled' ? 'Cancelled' : 'Timed out'), h('pre', { id: 'tv-result' }, reason ? `${message} (${String(reason)})` : message));
+      const message = typeof terminal?.data.message === 'string' ? terminal.data.message : 'Task timed out';
+      this.#outcome.append(h('h3', {}, 'Timed out'), h('pre', { id: 'tv-result' }, message));
     }
   }
 
@@ -146,6 +152,13 @@ export class TaskView {
     const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
     const rows = document.createDocumentFragment();
     for (const event of fresh.slice(-MAX_LOG_ROWS)) {
+      if (event.gap) {
+        // Retention pruned these before this page read them: say so, in the log where they were.
+        const { fromSeq, toSeq } = event.gap;
+        const what = fromSeq === toSeq ? `Event ${fromSeq} was` : `Events ${fromSeq}–${toSeq} were`;
+        rows.append(h('tr', { 'data-seq': event.seq, class: 'ev-gap' }, h('td', { colspan: 4 }, `${what} pruned by the server's retention (it keeps only the newest events).`)));
+        continue;
+      }
       const kind = TERMINAL_EVENTS[event.type] !== undefined ? 'terminal' : event.type === 'progress' ? 'progress' : 'other';
       rows.append(
         h(
@@ -160,21 +173,30 @@ export class TaskView {
     }
     this.#log.append(rows);
     while (this.#log.rows.length > MAX_LOG_ROWS) this.#log.rows[0]?.remove();
-    // Seqs have no gaps, so the first row shown says how many came before it.
-    const hidden = Number(this.#log.rows[0]?.dataset.seq ?? 1) - 1;
+    // Seqs have no gaps, so the first row shown says how many came before it (a gap row stands for
+    // its events: its seq is the last of them).
+    const first = this.#log.rows[0];
+    const hidden = first?.classList.contains('ev-gap') ? 0 : Number(first?.dataset.seq ?? 1) - 1;
     this.#logNote.hidden = hidden === 0;
     this.#logNote.textContent = `${hidden} earlier events are not shown.`;
     if (atBottom) box.scrollTop = box.scrollHeight;
   }
 
+  /** Asks first, with an optional reason (recorded as the task's cancel reason). */
+  #confirmCancel(ref: TaskRef): Promise<string | null> {
+    return confirmDialog(ref);
+  }
+
   async #doCancel(): Promise<void> {
     const ref = this.#watch?.ref;
     if (!ref) return;
+    const reason = await this.#confirmCancel(ref);
+    if (reason === null || this.#watch?.ref !== ref) return;
     this.#cancel.disabled = true;
     this.#cancel.textContent = 'Cancelling…';
     this.#error.hidden = true;
     try {
-      await this.#backend.cancel(ref);
+      await this.#backend.cancel(ref, reason === '' ? undefined : reason);
     } catch (err) {
       this.#error.textContent = `Could not cancel: ${describeError(err).join(' ')}`;
       this.#error.hidden = false;
@@ -183,6 +205,20 @@ export class TaskView {
       this.#cancel.textContent = 'Cancel';
     }
   }
+}
+
+/** Resolves with the reason typed ('' for none), or null when the user keeps the task running. */
+function confirmDialog(ref: TaskRef): Promise<string | null> {
+  const dialog = byId<HTMLDialogElement>('cancel-dialog');
+  const reason = byId<HTMLInputElement>('cancel-reason');
+  byId('cancel-what').textContent = `${ref.app}/${ref.type} #${ref.id}`;
+  reason.value = '';
+  dialog.returnValue = '';
+  dialog.showModal();
+  reason.focus();
+  return new Promise((resolve) => {
+    dialog.addEventListener('close', () => resolve(dialog.returnValue === 'cancel' ? reason.value.trim().slice(0, 500) : null), { once: true });
+  });
 }
 
 function lastAt(watch: TaskWatch): string | null {

@@ -11,6 +11,9 @@ import type { TaskWatch, Watches } from './watch.js';
 /** Live streams the list may hold: with the task view's one, this leaves connections for API calls. */
 export const MAX_LIST_WATCHES = 3;
 
+/** Finished tasks with longer logs than this show no progress in the list rather than replay it all. */
+const BACKFILL_MAX_EVENTS = 2000;
+
 interface Row {
   readonly tr: HTMLTableRowElement;
   readonly status: HTMLTableCellElement;
@@ -21,6 +24,8 @@ interface Row {
   task: TaskJson;
   /** The last progress seen for this task, kept when its watch is released. */
   progress: number | undefined;
+  /** A finished task's progress was (or is being) read from its log once. */
+  backfilled: boolean;
   watch: TaskWatch | undefined;
   unlisten: (() => void) | undefined;
 }
@@ -33,6 +38,7 @@ export class TaskList {
   readonly #watches: Watches;
   readonly #onFinished: () => void;
   #selected = '';
+  #backfilling = false;
 
   constructor(watches: Watches, onFinished: () => void) {
     this.#watches = watches;
@@ -65,6 +71,7 @@ export class TaskList {
       if (!wanted && row.watch) this.#unwatch(row);
       this.#paint(row);
     });
+    this.#backfillNext();
     this.#empty.hidden = tasks.length > 0;
     // The app prefix only tells rows apart when there is more than one app.
     this.#body.classList.toggle('one-app', new Set(tasks.map((t) => t.app)).size <= 1);
@@ -105,7 +112,7 @@ export class TaskList {
     tr.addEventListener('click', (e) => {
       if (!(e.target instanceof HTMLAnchorElement)) location.hash = href;
     });
-    return { tr, status, bar, label, created, took, task, progress: task.status === 'completed' ? 1 : undefined, watch: undefined, unlisten: undefined };
+    return { tr, status, bar, label, created, took, task, progress: task.status === 'completed' ? 1 : undefined, backfilled: false, watch: undefined, unlisten: undefined };
   }
 
   #watch(row: Row): void {
@@ -116,6 +123,32 @@ export class TaskList {
       if (w.progress !== undefined) row.progress = w.progress;
       this.#paint(row);
       if (w.link === 'ended' && w.task && isTerminal(w.task.status)) this.#onFinished();
+    });
+  }
+
+  /**
+   * A task that ended before this page watched it (a reload, another tab) shows the progress its
+   * log last reported, as it did live: its log is replayed once, one task at a time (a stream is a
+   * connection, and the browser has few), and only for logs of at most BACKFILL_MAX_EVENTS.
+   */
+  #backfillNext(): void {
+    if (this.#backfilling) return;
+    const row = [...this.#rows.values()].find((r) => !r.backfilled && !r.watch && r.progress === undefined
+      && isTerminal(r.task.status) && r.task.last_seq > 0 && r.task.last_seq <= BACKFILL_MAX_EVENTS);
+    if (!row) return;
+    row.backfilled = true;
+    this.#backfilling = true;
+    const watch = this.#watches.acquire(row.task);
+    const unlisten = watch.listen((w) => {
+      if (w.progress !== undefined) row.progress = w.progress;
+      if (w.link !== 'ended' && w.link !== 'failed') return;
+      queueMicrotask(() => {
+        unlisten();
+        this.#watches.release(watch);
+        this.#backfilling = false;
+        if (this.#rows.get(keyOf(row.task)) === row) this.#paint(row);
+        this.#backfillNext();
+      });
     });
   }
 

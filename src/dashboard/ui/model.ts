@@ -18,6 +18,18 @@ export interface StreamEvent {
   readonly data: Record<string, unknown>;
   /** Milliseconds since the epoch (the event's `_timestamp`). */
   readonly at: number;
+  /** Set on the stand-in for events the server's retention pruned (`type` 'gap', seqs from..to). */
+  readonly gap?: { readonly fromSeq: number; readonly toSeq: number };
+}
+
+/**
+ * What a cancel reason means, in words: the protocol's `external_cancellation` (cancelled through
+ * the API without a reason) and `shutdown` are names, not sentences; a given reason is shown as given.
+ */
+export function describeCancelReason(reason: unknown): string {
+  if (reason === undefined || reason === null || reason === '' || reason === 'external_cancellation') return 'cancelled on request, no reason given';
+  if (reason === 'shutdown') return 'the server shut down';
+  return `reason: “${String(reason)}”`;
 }
 
 /** The state of one live stream: the page shows it, so a dropped connection is visible. */
@@ -25,7 +37,7 @@ export type LinkState = 'connecting' | 'live' | 'reconnecting' | 'ended' | 'fail
 
 export const TERMINAL_STATUSES: ReadonlySet<string> = new Set(['completed', 'failed', 'cancelled', 'timed_out']);
 
-/** Terminal event name → the status it ends the task in (protocol.md, "Terminal events"). */
+/** Terminal event name → the status it ends the task in (docs/http-api.md, "Terminal events"). */
 export const TERMINAL_EVENTS: Readonly<Record<string, string>> = {
   complete: 'completed',
   error: 'failed',
