@@ -26,7 +26,6 @@ const cases: Array<{ args: string[]; mentions: RegExp }> = [
   { args: ['list', '--limit', '0'], mentions: /--limit.*1 to 1000/ },
   { args: ['cleanup', '--older-than', '5x'], mentions: /--older-than.*'5x'.*duration/ },
   { args: ['cleanup'], mentions: /required option '--older-than/ },
-  { args: ['cleanup', '--older-than', '1h', '--db', 'postgres://localhost/x'], mentions: /PostgreSQL/ },
   { args: ['migrate', 'extra'], mentions: /too many arguments/ },
 ];
 
