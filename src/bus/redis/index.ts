@@ -1,6 +1,8 @@
 /**
  * `taskstream/redis`: the Redis bus for cluster mode. Needs the optional peer dependency `redis`
  * (node-redis 5 or 6); the package root never imports it.
+ *
+ * @module taskstream/redis
  */
 import { createClient } from 'redis';
 import { RedisBus, type RedisBusOptions, type RedisClientSlice } from './redis-bus.js';

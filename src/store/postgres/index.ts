@@ -1,6 +1,8 @@
 /**
  * `taskstream/postgres`: the PostgreSQL store. Needs the `pg` package (an optional peer dependency
  * of taskstream), which the root export never loads.
+ *
+ * @module taskstream/postgres
  */
 export { postgresStore, PostgresStore } from './store.js';
 export type { PostgresStoreOptions } from './store.js';
