@@ -1,6 +1,7 @@
-import type { Bus } from '../bus/types.js';
+import type { Bus, Command } from '../bus/types.js';
+import { isRetryableStoreError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { FinishResult, Store, TaskRecord } from '../store/types.js';
+import type { EventRecord, FinishResult, Store, TaskRecord } from '../store/types.js';
 import { type AnyTaskDefinition, retryPolicyOf } from '../task/define.js';
 import type { RunInfo, SafeEmitter, TaskstreamEvents } from './emitter.js';
 import { cancelled, type Plan, planOutcome } from './outcome.js';
@@ -16,6 +17,11 @@ export interface ExecuteDeps {
   readonly maxEventBytes: number;
   /** The runtime's default grace for a run that ignores its aborted signal. */
   readonly graceMs: number;
+  /** How long an outcome write is retried while the store is unavailable (the lease). */
+  readonly retryForMs: number;
+  /** Announces stored events and commands; never throws. */
+  readonly publish: (taskId: number, events: readonly EventRecord[]) => void;
+  readonly announce: (command: Command) => void;
 }
 
 /**
@@ -49,15 +55,12 @@ export async function executeRun(deps: ExecuteDeps, run: ActiveRun, def: AnyTask
 async function applyPlan(deps: ExecuteDeps, run: ActiveRun, plan: Plan): Promise<void> {
   if (plan.action === 'none') return;
   const now = Date.now();
-  let result: FinishResult;
-  if (plan.action === 'finish') {
-    result = await deps.store.finishRun({
+  const result = await retrying(deps, () => plan.action === 'finish'
+    ? deps.store.finishRun({
       taskId: run.id, epoch: run.epoch, status: plan.status, finalValue: plan.finalValue, error: plan.error,
       cancelReason: plan.cancelReason, event: plan.event, unlessCancelRequested: plan.yieldsToCancel, now,
-    });
-  } else {
-    result = await deps.store.requeueRun({ taskId: run.id, epoch: run.epoch, delayMs: Math.max(0, plan.runAt - now), event: plan.event, error: plan.error, now });
-  }
+    })
+    : deps.store.requeueRun({ taskId: run.id, epoch: run.epoch, delayMs: Math.max(0, plan.runAt - now), event: plan.event, error: plan.error, now }));
   if (!result.ok && result.reason === 'cancel_requested') {
     // A cancel landed before this outcome was written: the cancel wins, as it was told.
     return applyPlan(deps, run, cancelled(result.cancelReason));
@@ -66,12 +69,31 @@ async function applyPlan(deps: ExecuteDeps, run: ActiveRun, plan: Plan): Promise
     deps.logger.warn({ taskId: run.id }, 'taskstream: run outcome refused; another process owns the task now');
     return;
   }
-  deps.bus.publishEvents(run.id, [result.event]);
+  deps.publish(run.id, [result.event]);
   if (plan.action === 'finish') {
     deps.emitter.emit('task:finished', { ...runInfo(run.task), status: plan.status });
   } else {
     deps.emitter.emit('task:requeued', { ...runInfo(run.task), reason: plan.reason, runAt: plan.runAt });
-    if (plan.reason === 'retry') deps.bus.publishCommand({ kind: 'wake' });
+    if (plan.reason === 'retry') deps.announce({ kind: 'wake' });
+  }
+}
+
+/**
+ * An outcome write, retried while the store says it is unavailable (up to the lease: past it the
+ * task is someone else's to recover). The store recognises an outcome an earlier try committed.
+ */
+async function retrying(deps: ExecuteDeps, write: () => Promise<FinishResult>): Promise<FinishResult> {
+  const deadline = Date.now() + deps.retryForMs;
+  let delay = 25;
+  for (;;) {
+    try {
+      return await write();
+    } catch (err) {
+      if (!isRetryableStoreError(err) || Date.now() + delay > deadline) throw err;
+      deps.logger.warn({ err }, `taskstream: writing a run's outcome failed; retrying in ${delay} ms`);
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      delay = Math.min(delay * 2, 1000);
+    }
   }
 }
 

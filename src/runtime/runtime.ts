@@ -1,18 +1,21 @@
 import { randomUUID } from 'node:crypto';
-import type { Bus, Command } from '../bus/types.js';
+import type { Bus } from '../bus/types.js';
 import { LocalBus } from '../bus/local.js';
 import { RuntimeClosedError, TaskNotFoundError, TaskStateError, UnknownTaskTypeError } from '../errors.js';
 import { Hub, type Sink } from '../hub/hub.js';
 import { type Logger, silentLogger } from '../logger.js';
 import type { EventRecord, Store, TaskRecord, TaskStatus } from '../store/types.js';
 import { TERMINAL_STATUSES } from '../store/types.js';
-import { type AnyTaskDefinition, checkDelay, checkPositive, type InputOf, MAX_TIMER_MS, type TaskDefinition } from '../task/define.js';
+import { type AnyTaskDefinition, checkDelay, checkPositive, type InputOf, type TaskDefinition } from '../task/define.js';
 import { validateInput } from '../task/validate.js';
 import { assertName } from '../task/names.js';
-import { recoveryEvents, runtimeEvents } from '../task/events.js';
+import { runtimeEvents } from '../task/events.js';
+import { Commands } from './commands.js';
 import { SafeEmitter, type TaskstreamEvents } from './emitter.js';
 import { type ExecuteDeps, executeRun, runInfo } from './execute.js';
+import { Leases } from './leases.js';
 import { ActiveRun } from './run.js';
+import { Scheduler } from './scheduler.js';
 import { Subscription, type TaskEvent } from './subscription.js';
 import { EventWriter } from './writer.js';
 
@@ -85,13 +88,10 @@ export class Taskstream implements AsyncDisposable {
   readonly #writer: EventWriter;
   readonly #hub: Hub;
   readonly #runDeps: ExecuteDeps;
+  readonly #scheduler: Scheduler;
+  readonly #leases: Leases;
+  readonly #commands: Commands;
   #unsubscribeCommands: (() => void) | undefined;
-  #sweepTimer: NodeJS.Timeout | undefined;
-  #renewTimer: NodeJS.Timeout | undefined;
-  #wakeTimer: NodeJS.Timeout | undefined;
-  #wakeAt = Infinity;
-  #claiming = false;
-  #claimAgain = false;
   #closing: Promise<void> | undefined;
 
   constructor(options: TaskstreamOptions) {
@@ -119,17 +119,42 @@ export class Taskstream implements AsyncDisposable {
     this.logger = options.logger ?? silentLogger;
     this.owner = options.owner ?? randomUUID();
     const onError = (err: unknown): void => this.logger.error({ err }, 'taskstream: internal listener failed');
+    const onFault = (err: unknown, what: string): void => this.logger.warn({ err }, `taskstream: ${what}`);
     this.#emitter = new SafeEmitter(onError);
-    this.#writer = new EventWriter(this.store, this.bus, (taskId, err) => {
-      const run = this.#active.get(taskId);
-      this.logger.warn({ err, taskId }, 'taskstream: events refused; stopping the run');
-      run?.abort('lease_lost', 'events refused', undefined);
-      run?.abandon();
+    this.#writer = new EventWriter(this.store, this.bus, {
+      onLeaseLost: (taskId, err) => {
+        const run = this.#active.get(taskId);
+        this.logger.warn({ err, taskId }, 'taskstream: events refused; stopping the run');
+        run?.abort('lease_lost', 'events refused', undefined);
+        run?.abandon();
+      },
+      onError: onFault,
+      retryForMs: this.#opts.leaseMs,
     });
     this.#hub = new Hub(this.store, this.bus, onError, { positionCheckMs: this.#opts.positionCheckMs });
+    const schedule = (): void => this.#scheduler.schedule();
+    this.#commands = new Commands({
+      bus: this.bus, active: this.#active, schedule, onError: onFault,
+      graceFor: (run) => this.#defs.get(`${run.task.app}/${run.task.type}`)?.graceMs ?? this.#opts.graceMs,
+    });
+    this.#scheduler = new Scheduler({
+      store: this.store, owner: this.owner, kinds: [...this.#defs.keys()], leaseMs: this.#opts.leaseMs, logger: this.logger,
+      free: () => this.#opts.concurrency - this.#active.size,
+      start: (claim) => this.#startRun(new ActiveRun(claim.task, claim.epoch)),
+    });
+    this.#leases = new Leases({
+      store: this.store, owner: this.owner, leaseMs: this.#opts.leaseMs, sweepIntervalMs: this.#opts.sweepIntervalMs,
+      graceMs: this.#opts.graceMs, logger: this.logger, active: this.#active, schedule,
+      cancel: (taskId, reason) => this.#commands.cancelLocal(taskId, reason),
+      publish: (events) => {
+        for (const e of events) this.#commands.publish(e.taskId, [e]);
+      },
+    });
     this.#runDeps = {
       store: this.store, bus: this.bus, writer: this.#writer, emitter: this.#emitter, logger: this.logger,
-      maxEventBytes: this.#opts.maxEventBytes, graceMs: this.#opts.graceMs,
+      maxEventBytes: this.#opts.maxEventBytes, graceMs: this.#opts.graceMs, retryForMs: this.#opts.leaseMs,
+      publish: (taskId, events) => this.#commands.publish(taskId, events),
+      announce: (command) => this.#commands.announce(command),
     };
   }
 
@@ -148,10 +173,8 @@ export class Taskstream implements AsyncDisposable {
   async #open(): Promise<void> {
     await this.store.migrate();
     await this.bus.ready();
-    this.#unsubscribeCommands = await this.bus.subscribeCommands((command) => this.#onCommand(command));
-    this.#sweepTimer = setInterval(() => void this.#sweep(), this.#opts.sweepIntervalMs);
-    this.#sweepTimer.unref();
-    await this.#sweep();
+    this.#unsubscribeCommands = await this.bus.subscribeCommands((command) => this.#commands.handle(command));
+    await this.#leases.start();
   }
 
   /** The registered task types. */
@@ -200,8 +223,8 @@ export class Taskstream implements AsyncDisposable {
     });
     if (result.created) {
       this.#emitter.emit('task:created', { task: result.task });
-      this.bus.publishCommand({ kind: 'wake' });
-      this.#schedule();
+      this.#commands.announce({ kind: 'wake' });
+      this.#scheduler.schedule();
     }
     return result;
   }
@@ -247,11 +270,13 @@ export class Taskstream implements AsyncDisposable {
     const result = await this.store.requestCancel(task.id, reason, runtimeEvents.cancelled(reason), Date.now());
     if (!result.found || !result.accepted) return false;
     if (result.event) {
-      this.bus.publishEvents(task.id, [result.event]);
+      this.#commands.publish(task.id, [result.event]);
       this.#emitter.emit('task:finished', { ...runInfo(task), status: 'cancelled' });
     } else {
-      this.#abortLocal(task.id, reason);
-      this.bus.publishCommand({ kind: 'cancel', taskId: task.id, reason });
+      // The reason the store kept (the first cancel's), whichever call got here first.
+      const kept = result.reason ?? reason;
+      this.#commands.cancelLocal(task.id, kept);
+      this.#commands.announce({ kind: 'cancel', taskId: task.id, reason: kept });
     }
     return true;
   }
@@ -274,7 +299,7 @@ export class Taskstream implements AsyncDisposable {
     if (added === 'missing') throw new TaskNotFoundError(String(task.id));
     if (added === 'finished') return false;
     this.#active.get(task.id)?.notifySignal(name);
-    this.bus.publishCommand({ kind: 'signal', taskId: task.id, name });
+    this.#commands.announce({ kind: 'signal', taskId: task.id, name });
     return true;
   }
 
@@ -291,8 +316,8 @@ export class Taskstream implements AsyncDisposable {
     }
     if (task.status === 'running') return false;
     await this.store.makeRunnable(task.id, Date.now());
-    this.bus.publishCommand({ kind: 'wake' });
-    this.#schedule();
+    this.#commands.announce({ kind: 'wake' });
+    this.#scheduler.schedule();
     return true;
   }
 
@@ -351,8 +376,10 @@ export class Taskstream implements AsyncDisposable {
     const step = async (fn: () => unknown): Promise<void> => {
       try { await fn(); } catch (err) { errors.push(err); }
     };
-    clearInterval(this.#sweepTimer);
-    clearTimeout(this.#wakeTimer);
+    this.#leases.stopSweeping();
+    this.#commands.stop();
+    // A claim in flight settles first; what it claimed is given back, never started.
+    await step(() => this.#scheduler.stop());
     const runs = [...this.#active.values()];
     for (const run of runs) run.abort('shutdown', 'shutdown', undefined);
     if (runs.length > 0) {
@@ -368,7 +395,7 @@ export class Taskstream implements AsyncDisposable {
         await Promise.all(stuck.map((r) => r.done));
       }
     }
-    clearInterval(this.#renewTimer);
+    this.#leases.stopRenewing();
     await step(() => this.#writer.flush());
     await step(() => this.#hub.close());
     await step(() => this.#unsubscribeCommands?.());
@@ -377,74 +404,9 @@ export class Taskstream implements AsyncDisposable {
     if (errors.length > 0) throw new AggregateError(errors, 'taskstream: shutdown finished with errors');
   }
 
-  #onCommand(command: Command): void {
-    if (this.closed) return;
-    switch (command.kind) {
-      case 'wake': this.#schedule(); break;
-      case 'cancel': this.#abortLocal(command.taskId, command.reason); break;
-      case 'signal': this.#active.get(command.taskId)?.notifySignal(command.name); break;
-    }
-  }
-
-  #abortLocal(taskId: number, reason: string): void {
-    const run = this.#active.get(taskId);
-    if (run === undefined) return;
-    const def = this.#defs.get(`${run.task.app}/${run.task.type}`);
-    run.abort('cancel', reason, def?.graceMs ?? this.#opts.graceMs);
-  }
-
-  /** Claims as many runnable tasks as there are free slots; re-entrant calls fold into one pass. */
-  #schedule(): void {
-    if (this.closed) return;
-    if (this.#claiming) {
-      this.#claimAgain = true;
-      return;
-    }
-    this.#claiming = true;
-    void this.#claimLoop().finally(() => {
-      this.#claiming = false;
-    });
-  }
-
-  async #claimLoop(): Promise<void> {
-    try {
-      do {
-        this.#claimAgain = false;
-        for (;;) {
-          const free = this.#opts.concurrency - this.#active.size;
-          if (free <= 0 || this.closed) break;
-          const now = Date.now();
-          const claims = await this.store.claimTasks({ owner: this.owner, kinds: [...this.#defs.keys()], limit: free, leaseMs: this.#opts.leaseMs, now });
-          for (const claim of claims) this.#startRun(new ActiveRun(claim.task, claim.epoch));
-          if (claims.length < free) {
-            await this.#armWakeTimer(now);
-            break;
-          }
-        }
-      } while (this.#claimAgain && !this.closed);
-    } catch (err) {
-      this.logger.error({ err }, 'taskstream: claiming tasks failed');
-    }
-  }
-
-  /** Wakes the scheduler when the earliest delayed task (a retry's backoff, a `runAt`) is due. */
-  async #armWakeTimer(now: number): Promise<void> {
-    const delay = await this.store.nextRunDelay([...this.#defs.keys()], now);
-    if (delay === null || this.closed) return;
-    const at = Date.now() + delay;
-    if (at >= this.#wakeAt) return;
-    clearTimeout(this.#wakeTimer);
-    this.#wakeAt = at;
-    // A due time beyond a timer's range wakes early, finds nothing due, and re-arms.
-    this.#wakeTimer = setTimeout(() => {
-      this.#wakeAt = Infinity;
-      this.#schedule();
-    }, Math.min(MAX_TIMER_MS, Math.max(0, at - Date.now())));
-  }
-
   #startRun(run: ActiveRun): void {
     this.#active.set(run.id, run);
-    this.#renewTimer ??= setInterval(() => void this.#renewLeases(), Math.max(10, this.#opts.leaseMs / 3));
+    this.#leases.runStarted();
     this.#emitter.emit('task:started', runInfo(run.task));
     // Claims only ever name registered kinds.
     const def = this.#defs.get(`${run.task.app}/${run.task.type}`)!;
@@ -452,37 +414,10 @@ export class Taskstream implements AsyncDisposable {
       .catch((err: unknown) => this.logger.error({ err, taskId: run.id }, 'taskstream: run bookkeeping failed'))
       .finally(() => {
         this.#active.delete(run.id);
-        if (this.#active.size === 0) {
-          clearInterval(this.#renewTimer);
-          this.#renewTimer = undefined;
-        }
+        this.#leases.runEnded();
         run.finished();
-        this.#schedule();
+        this.#scheduler.schedule();
       });
-  }
-
-  async #renewLeases(): Promise<void> {
-    if (this.#active.size === 0) return;
-    const runs = [...this.#active.values()].map((r) => ({ taskId: r.id, epoch: r.epoch }));
-    try {
-      const { lost, cancelRequested } = await this.store.renewLeases(this.owner, runs, this.#opts.leaseMs, Date.now());
-      for (const taskId of lost) this.#active.get(taskId)?.abort('lease_lost', 'lease lost', this.#opts.graceMs);
-      for (const { taskId, reason } of cancelRequested) this.#abortLocal(taskId, reason);
-    } catch (err) {
-      this.logger.error({ err }, 'taskstream: renewing leases failed');
-    }
-  }
-
-  async #sweep(): Promise<void> {
-    if (this.closed) return;
-    try {
-      // Our own runs are alive even if a stalled event loop let their lease lapse: never recover them here.
-      const events = await this.store.recoverExpired(Date.now(), [...this.#active.keys()], recoveryEvents);
-      for (const e of events) this.bus.publishEvents(e.taskId, [e]);
-    } catch (err) {
-      this.logger.error({ err }, 'taskstream: recovering expired runs failed');
-    }
-    this.#schedule();
   }
 }
 

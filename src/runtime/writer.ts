@@ -1,5 +1,5 @@
 import type { Bus } from '../bus/types.js';
-import { LeaseLostError } from '../errors.js';
+import { isRetryableStoreError, LeaseLostError } from '../errors.js';
 import type { EventRecord, NewEvent, Store } from '../store/types.js';
 
 interface Waiter {
@@ -8,25 +8,45 @@ interface Waiter {
   reject(err: unknown): void;
 }
 
+export interface EventWriterHooks {
+  /** The store refused a task's events: the run no longer owns the task (or the store stayed unavailable past the lease). */
+  readonly onLeaseLost: (taskId: number, err: unknown) => void;
+  /** Something went wrong that costs no event: a retried store error, a bus that threw. */
+  readonly onError: (err: unknown, what: string) => void;
+  /** How long a batch is retried while the store is unavailable; past it the runs' leases are gone anyway. */
+  readonly retryForMs: number;
+}
+
 /**
  * Group commit. Events sent during one tick, by any number of runs, are appended in one store
  * transaction at the next `setImmediate`, then published to the bus, so watchers only ever see
  * stored events. Batches are written one after another, which keeps each task's seq order.
  * Cost per event: one array push here, one prepared insert in the transaction.
+ *
+ * Failures: the chain of batches never breaks. A store error worth retrying (StoreUnavailableError)
+ * retries the same batch, with backoff, before any later batch is written (so seq order holds);
+ * the store recognises a batch an earlier try committed. Only a refusal (the epoch moved on), or an
+ * outage longer than `retryForMs`, means a lost lease. Any other store error rejects the batch's
+ * sends (the run sees it) without touching its lease. A bus that throws is reported, never fatal:
+ * the events are stored, and watchers read them from the store.
  */
 export class EventWriter {
   #queue: NewEvent[] = [];
   #waiters = new Map<number, Waiter>();
   #scheduled = false;
+  /** A chain link is waiting to take the queue. */
+  #linked = false;
+  /** A batch is being written. */
+  #writing = false;
   #chain: Promise<void> = Promise.resolve();
   readonly #store: Store;
   readonly #bus: Bus;
-  readonly #onRefused: (taskId: number, err: unknown) => void;
+  readonly #hooks: EventWriterHooks;
 
-  constructor(store: Store, bus: Bus, onRefused: (taskId: number, err: unknown) => void) {
+  constructor(store: Store, bus: Bus, hooks: EventWriterHooks) {
     this.#store = store;
     this.#bus = bus;
-    this.#onRefused = onRefused;
+    this.#hooks = hooks;
   }
 
   /** Queues an event; the promise settles when its batch is stored (shared by the task's events in the batch). */
@@ -47,26 +67,43 @@ export class EventWriter {
   /** Writes whatever is queued; resolves when it (and every earlier batch) is stored and published. */
   flush(): Promise<void> {
     this.#scheduled = false;
-    if (this.#queue.length > 0) {
-      const batch = this.#queue;
-      const waiters = this.#waiters;
-      this.#queue = [];
-      this.#waiters = new Map();
-      this.#chain = this.#chain.then(() => this.#write(batch, waiters));
+    if (this.#queue.length > 0 && !this.#linked) {
+      // One batch in flight at most, and one waiting: the waiting one takes the queue only when it
+      // runs, so everything sent while a write was in flight (by runs in any phase) goes in one
+      // batch. Were it to take the queue now, runs that started in different ticks would stay in
+      // separate batches for good, each paying a round trip.
+      this.#linked = true;
+      const afterWrite = this.#writing;
+      // #write never rejects, so the chain never stops.
+      this.#chain = this.#chain.then(async () => {
+        // Runs whose sends the previous batch just acknowledged send again in the next tick: let them.
+        if (afterWrite) await new Promise((resolve) => setImmediate(resolve));
+        this.#linked = false;
+        const batch = this.#queue;
+        const waiters = this.#waiters;
+        this.#queue = [];
+        this.#waiters = new Map();
+        if (batch.length > 0) await this.#write(batch, waiters);
+      });
     }
     return this.#chain;
   }
 
   async #write(batch: NewEvent[], waiters: Map<number, Waiter>): Promise<void> {
     let refused: number[];
+    this.#writing = true;
     try {
-      refused = await this.#store.appendEvents(batch);
+      refused = await this.#append(batch);
     } catch (err) {
+      const lost = isRetryableStoreError(err);
       for (const [taskId, waiter] of waiters) {
         waiter.reject(err);
-        this.#onRefused(taskId, err);
+        if (lost) this.#hooks.onLeaseLost(taskId, err);
       }
+      if (!lost) this.#hooks.onError(err, 'appending events failed');
       return;
+    } finally {
+      this.#writing = false;
     }
     const byTask = new Map<number, EventRecord[]>();
     for (const e of batch) {
@@ -79,10 +116,32 @@ export class EventWriter {
       const err = new LeaseLostError(taskId);
       waiters.get(taskId)?.reject(err);
       waiters.delete(taskId);
-      this.#onRefused(taskId, err);
+      this.#hooks.onLeaseLost(taskId, err);
     }
-    for (const [taskId, events] of byTask) this.#bus.publishEvents(taskId, events);
+    for (const [taskId, events] of byTask) {
+      try {
+        this.#bus.publishEvents(taskId, events);
+      } catch (err) {
+        this.#hooks.onError(err, 'publishing events failed');
+      }
+    }
     for (const waiter of waiters.values()) waiter.resolve();
+  }
+
+  /** appendEvents, retried while the store says it is unavailable, up to `retryForMs`. */
+  async #append(batch: NewEvent[]): Promise<number[]> {
+    const deadline = Date.now() + this.#hooks.retryForMs;
+    let delay = 25;
+    for (;;) {
+      try {
+        return await this.#store.appendEvents(batch);
+      } catch (err) {
+        if (!isRetryableStoreError(err) || Date.now() + delay > deadline) throw err;
+        this.#hooks.onError(err, `appending events failed; retrying in ${delay} ms`);
+        await new Promise((resolve) => setTimeout(resolve, delay));
+        delay = Math.min(delay * 2, 1000);
+      }
+    }
   }
 }
 

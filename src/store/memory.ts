@@ -164,7 +164,7 @@ export class MemoryStore implements Store {
 
   async finishRun(f: FinishRun): Promise<FinishResult> {
     const r = this.#db.tasks.get(f.taskId);
-    if (!owns(r, f.epoch)) return { ok: false, reason: 'fenced' };
+    if (!owns(r, f.epoch)) return this.#refusal(r, f.epoch, f.status);
     if (f.unlessCancelRequested && r.cancelRequested !== null) return { ok: false, reason: 'cancel_requested', cancelReason: r.cancelRequested };
     const event = this.#append(r, f.event, f.now);
     this.#finish(r, f.status, f.now, { finalValue: f.finalValue ?? null, error: f.error ?? null, cancelReason: f.cancelReason ?? null });
@@ -174,7 +174,7 @@ export class MemoryStore implements Store {
 
   async requeueRun(q: RequeueRun): Promise<FinishResult> {
     const r = this.#db.tasks.get(q.taskId);
-    if (!owns(r, q.epoch)) return { ok: false, reason: 'fenced' };
+    if (!owns(r, q.epoch)) return this.#refusal(r, q.epoch, 'pending');
     if (r.cancelRequested !== null) return { ok: false, reason: 'cancel_requested', cancelReason: r.cancelRequested };
     const event = this.#append(r, q.event, q.now);
     Object.assign(r, { status: 'pending', runAt: q.now + q.delayMs, error: q.error ?? r.error, leaseOwner: null, leaseExpiresAt: null });
@@ -191,7 +191,7 @@ export class MemoryStore implements Store {
     }
     if (r.status === 'running') {
       r.cancelRequested ??= reason;
-      return { found: true, accepted: true, status: 'running' };
+      return { found: true, accepted: true, status: 'running', reason: r.cancelRequested };
     }
     return { found: true, accepted: false, status: r.status };
   }
@@ -280,6 +280,13 @@ export class MemoryStore implements Store {
 
   async close(): Promise<void> {
     this.#closed = true;
+  }
+
+  /** Fenced; or, for a retry of an outcome this epoch already wrote, that outcome's event (recovery bumps the epoch). */
+  #refusal(r: Row | undefined, epoch: number, status: TaskStatus): FinishResult {
+    if (r === undefined || r.leaseEpoch !== epoch || r.status !== status) return { ok: false, reason: 'fenced' };
+    const event = this.#db.events.get(r.id)?.find((e) => e.seq === r.lastSeq);
+    return event === undefined ? { ok: false, reason: 'fenced' } : { ok: true, event };
   }
 
   #append(r: Row, event: StateEvent, now: number): EventRecord {

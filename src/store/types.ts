@@ -137,7 +137,15 @@ export interface RequeueRun {
 
 export type CancelResult =
   | { readonly found: false }
-  | { readonly found: true; readonly accepted: boolean; readonly status: TaskStatus; readonly event?: EventRecord };
+  | {
+      readonly found: true;
+      readonly accepted: boolean;
+      readonly status: TaskStatus;
+      /** The terminal event, when a pending task was cancelled at once. */
+      readonly event?: EventRecord;
+      /** A running task: the reason recorded, which is the first cancel's (concurrent cancels may reach the store in any order). */
+      readonly reason?: string;
+    };
 
 export interface ListFilter {
   readonly app?: string | undefined;

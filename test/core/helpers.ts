@@ -52,12 +52,20 @@ export interface BackendDb {
   readonly dir: string;
   db(name?: string): string;
   store(handle: string): Promise<Store>;
+  /** PostgreSQL only: kills every server connection of this file's databases. */
+  readonly terminateConnections: (() => Promise<number>) | undefined;
+  /** PostgreSQL only: the server's address, and a store on database `handle` reached through `127.0.0.1:port` (a relay). */
+  readonly server: { readonly host: string; readonly port: number } | undefined;
+  readonly storeAt: ((handle: string, port: number, options?: { retries?: number }) => Promise<Store>) | undefined;
+  /** PostgreSQL only: the database's URL and schema behind `handle`, for a connection of the test's own. */
+  readonly where: ((handle: string) => Promise<{ readonly url: string; readonly schema: string }>) | undefined;
 }
 
 export function backendDb(backend: Backend, label: string): BackendDb {
   const space = backendSpace(backend, label);
   const { dir } = tempDb(`${label}-files`);
-  return { backend, dir, db: () => space.db(), store: (handle) => space.store(handle) };
+  return { backend, dir, db: () => space.db(), store: (handle) => space.store(handle), terminateConnections: space.terminateConnections,
+    server: space.server, storeAt: space.storeAt, where: space.where };
 }
 
 /**

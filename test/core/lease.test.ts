@@ -18,7 +18,9 @@ await describeBackends('core', 'lease', (tmp) => {
     let frozen = false;
     const store = new Proxy(inner, {
       get(target, key) {
-        if (key === 'renewLeases' && frozen) return async () => ({ lost: [], cancelRequested: [] });
+        // Frozen: it neither renews its leases nor claims new work, as a stalled process would.
+        if (key === 'renewLeases' && frozen) return async () => ({ lost: [], cancelRequested: [], signals: [] });
+        if (key === 'claimTasks' && frozen) return async () => [];
         const value: unknown = Reflect.get(target, key, target);
         return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
       },
@@ -63,13 +65,14 @@ await describeBackends('core', 'lease', (tmp) => {
         async run(ctx) {
           runs.set(ctx.task.id, (runs.get(ctx.task.id) ?? 0) + 1);
           for (let i = 0; i < 10; i++) {
-            await sleep(20, undefined, { signal: ctx.signal });
+            await sleep(60, undefined, { signal: ctx.signal });
             await ctx.progress({ i });
           }
         },
       });
-      await using a = await open(file, { tasks: [Long], leaseMs: 60, sweepIntervalMs: 15 });
-      await using b = await open(file, { tasks: [Long], leaseMs: 60, sweepIntervalMs: 15 });
+      // 600 ms of work on a 300 ms lease: renewed every 100 ms, with room for a slow store round trip.
+      await using a = await open(file, { tasks: [Long], leaseMs: 300, sweepIntervalMs: 30 });
+      await using b = await open(file, { tasks: [Long], leaseMs: 300, sweepIntervalMs: 30 });
       const ended = new Set<number>();
       const bothEnded = deferred();
       for (const rt of [a, b]) {

@@ -16,7 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { memoryStore, MemoryDatabase, sqliteStore, type Bus, type Store } from '../../src/index.js';
 import { postgresStore } from '../../src/store/postgres/index.js';
-import { pgAdmin, pgReachable, pgSettings } from './pg.js';
+import { pgAdmin, pgReachable, pgSettings, pgTerminate, withDatabase } from './pg.js';
 import { randomBytes } from 'node:crypto';
 import { redisBus } from '../../src/bus/redis/index.js';
 import { REDIS_URL, skipUnlessRedis } from './services.js';
@@ -29,6 +29,14 @@ export interface StoreSpace {
   store(handle: string): Store;
   /** Resolves once `database()` handles can be opened (the PostgreSQL database exists). */
   ready(): Promise<void>;
+  /** Kills every server connection to this file's databases (PostgreSQL: `pg_terminate_backend`); returns how many. Absent where there are none. */
+  terminateConnections?(): Promise<number>;
+  /** The server's address, for a relay in front of it (PostgreSQL only). */
+  readonly server?: { readonly host: string; readonly port: number };
+  /** A store on database `handle` that connects to `127.0.0.1:port` (a relay, or the server's own port) instead; `retries` as postgresStore's. */
+  storeAt?(handle: string, port: number, options?: { retries?: number }): Store;
+  /** Where database `handle` lives, for a test's own connection beside the store's (PostgreSQL only). */
+  where?(handle: string): { readonly url: string; readonly schema: string };
 }
 
 export interface StoreBackend {
@@ -90,11 +98,22 @@ const postgres: StoreBackend = {
       if (created !== undefined) await pgAdmin(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
     });
     let n = 0;
-    const url = settings.url.replace(/\/[^/?]*(\?|$)/, `/${dbName}$1`);
+    const url = withDatabase(settings.url, dbName);
+    const parsed = new URL(url);
+    const schemaOf = (handle: string): string => handle.slice('postgres-schema:'.length);
     return {
       database: () => `postgres-schema:s${++n}`,
-      store: (handle) => postgresStore({ connectionString: url, schema: handle.slice('postgres-schema:'.length), max: 4 }),
+      store: (handle) => postgresStore({ connectionString: url, schema: schemaOf(handle), max: 4 }),
       ready,
+      terminateConnections: () => pgTerminate(dbName),
+      server: { host: parsed.hostname, port: Number(parsed.port || 5432) },
+      where: (handle) => ({ url, schema: schemaOf(handle) }),
+      storeAt(handle, port, options = {}) {
+        const via = new URL(url);
+        via.hostname = '127.0.0.1';
+        via.port = String(port);
+        return postgresStore({ connectionString: via.toString(), schema: schemaOf(handle), max: 4, connectionTimeoutMs: 1000, ...options });
+      },
     };
   },
 };
@@ -167,6 +186,14 @@ export interface BackendSpace {
   store(handle: string): Promise<Store>;
   /** The bus a runtime on `handle` gets (undefined: its own local bus). */
   bus(handle: string): Bus | undefined;
+  /** See StoreSpace.terminateConnections. */
+  readonly terminateConnections: (() => Promise<number>) | undefined;
+  /** See StoreSpace.server. */
+  readonly server: { readonly host: string; readonly port: number } | undefined;
+  /** See StoreSpace.storeAt (undefined where the store has no server). */
+  readonly storeAt: ((handle: string, port: number, options?: { retries?: number }) => Promise<Store>) | undefined;
+  /** See StoreSpace.where (resolves once the database exists). */
+  readonly where: ((handle: string) => Promise<{ readonly url: string; readonly schema: string }>) | undefined;
 }
 
 /** One test file's namespace on one backend: fresh databases, removed after the file. */
@@ -183,6 +210,16 @@ export function backendSpace(backend: Backend, label: string): BackendSpace {
     },
     store: (handle) => storeFor(handle),
     bus: (handle) => buses.bus(handle),
+    terminateConnections: stores.terminateConnections?.bind(stores),
+    server: stores.server,
+    storeAt: stores.storeAt === undefined ? undefined : async (handle, port, options) => {
+      await stores.ready();
+      return stores.storeAt!(handle.slice(0, handle.lastIndexOf('#')), port, options);
+    },
+    where: stores.where === undefined ? undefined : async (handle) => {
+      await stores.ready();
+      return stores.where!(handle.slice(0, handle.lastIndexOf('#')));
+    },
   };
 }
 

@@ -12,12 +12,32 @@ export function pgSettings(): { url: string; prefix: string } {
   };
 }
 
+/** `url` naming database `name` instead (a URL without a path gets one). */
+export function withDatabase(url: string, name: string): string {
+  const u = new URL(url);
+  u.pathname = `/${name}`;
+  return u.toString();
+}
+
 /** Runs one statement on the admin database (CREATE/DROP DATABASE cannot run in a transaction or a pool's prepared path). */
 export async function pgAdmin(sql: string): Promise<void> {
   const client = new pg.Client({ connectionString: pgSettings().url, connectionTimeoutMillis: 5000 });
   await client.connect();
   try {
     await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Terminates every connection to database `name` but the admin one; returns how many. */
+export async function pgTerminate(name: string): Promise<number> {
+  const client = new pg.Client({ connectionString: pgSettings().url, connectionTimeoutMillis: 5000 });
+  await client.connect();
+  try {
+    const r = await client.query<{ n: number }>(
+      'SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [name]);
+    return r.rows[0]?.n ?? 0;
   } finally {
     await client.end();
   }

@@ -90,7 +90,7 @@ export function statements(schema: string) {
       ins AS (INSERT INTO ${s}.events (task_id, seq, type, data, at) SELECT id, last_seq, $5::text, $6::text, $7::bigint FROM ok)
       SELECT last_seq FROM ok`,
     eventAt: `SELECT task_id, seq, type, data, at FROM ${s}.events WHERE task_id = $1 AND seq = $2`,
-    lockTask: `SELECT status, last_seq, error, cancel_requested FROM ${s}.tasks WHERE id = $1 FOR UPDATE`,
+    lockTask: `SELECT status, last_seq, error, cancel_requested, cancel_reason FROM ${s}.tasks WHERE id = $1 FOR UPDATE`,
     cancelPending: `UPDATE ${s}.tasks SET status = 'cancelled', finished_at = now(), cancel_reason = $2, last_seq = last_seq + 1,
       lease_owner = NULL, lease_expires_at = NULL WHERE id = $1 RETURNING last_seq`,
     requestCancel: `UPDATE ${s}.tasks SET cancel_requested = COALESCE(cancel_requested, $2) WHERE id = $1`,

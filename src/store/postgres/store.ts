@@ -56,6 +56,8 @@ export class PostgresStore implements Store {
   readonly #ownsPool: boolean;
   readonly #poolPromise: Promise<PgPool>;
   #closed = false;
+  /** The last multi-row write of run-owned rows started (append, renewal, release); see #oneAtATime. */
+  #rowWrites: Promise<unknown> = Promise.resolve();
 
   constructor(options: PostgresStoreOptions) {
     if (options === null || typeof options !== 'object') throw new TypeError('postgresStore: options are required');
@@ -135,8 +137,8 @@ export class PostgresStore implements Store {
   }
 
   async renewLeases(owner: string, runs: ReadonlyArray<{ taskId: number; epoch: number }>, leaseMs: number): Promise<LeaseRenewal> {
-    const rows = await this.#read<{ id: string; cancel_requested: string | null; signals: string[] | null }>(
-      'renew', [runs.map((r) => r.taskId), runs.map((r) => r.epoch), owner, leaseMs]);
+    const rows = await this.#oneAtATime(() => this.#read<{ id: string; cancel_requested: string | null; signals: string[] | null }>(
+      'renew', [runs.map((r) => r.taskId), runs.map((r) => r.epoch), owner, leaseMs]));
     const renewed = new Set(rows.map((r) => Number(r.id)));
     return {
       lost: runs.filter((r) => !renewed.has(r.taskId)).map((r) => r.taskId),
@@ -147,13 +149,13 @@ export class PostgresStore implements Store {
 
   async releaseRuns(runs: ReadonlyArray<{ taskId: number; epoch: number }>): Promise<void> {
     if (runs.length === 0) return;
-    await this.#read('release', [runs.map((r) => r.taskId), runs.map((r) => r.epoch)]);
+    await this.#oneAtATime(() => this.#read('release', [runs.map((r) => r.taskId), runs.map((r) => r.epoch)]));
   }
 
   async appendEvents(events: readonly NewEvent[]): Promise<number[]> {
     if (events.length === 0) return [];
     const runs = groupRuns(events);
-    return this.#retry('appendEvents', async (pool) => {
+    return this.#oneAtATime(() => this.#retry('appendEvents', async (pool) => {
       let accepted: Set<number>;
       if (runs.size === 1) {
         const [taskId, run] = [...runs][0]!;
@@ -183,7 +185,7 @@ export class PostgresStore implements Store {
         else throw new Error(`task ${taskId}: event seq ${run.first} does not follow ${row.last_seq}`);
       }
       return refused;
-    });
+    }));
   }
 
   async finishRun(f: FinishRun): Promise<FinishResult> {
@@ -208,8 +210,11 @@ export class PostgresStore implements Store {
   }
 
   async requestCancel(taskId: number, reason: string, event: StateEvent, now: number): Promise<CancelResult> {
+    let tries = 0;
     return this.#transaction(async (c) => {
-      const row = (await c.query<{ status: TaskStatus }>({ text: this.#q.lockTask, values: [taskId] })).rows[0];
+      tries += 1;
+      type Row = { status: TaskStatus; last_seq: number; cancel_requested: string | null; cancel_reason: string | null };
+      const row = (await c.query<Row>({ text: this.#q.lockTask, values: [taskId] })).rows[0];
       if (row === undefined) return { found: false };
       if (row.status === 'pending') {
         const seq = (await c.query<{ last_seq: number }>({ text: this.#q.cancelPending, values: [taskId, reason] })).rows[0]!.last_seq;
@@ -218,7 +223,13 @@ export class PostgresStore implements Store {
       }
       if (row.status === 'running') {
         await c.query({ text: this.#q.requestCancel, values: [taskId, reason] });
-        return { found: true, accepted: true, status: 'running' };
+        return { found: true, accepted: true, status: 'running', reason: row.cancel_requested ?? reason };
+      }
+      // A retry that finds the task cancelled for this reason, by this event: an earlier try
+      // committed and only its reply was lost. That cancel was this one.
+      if (tries > 1 && row.status === 'cancelled' && row.cancel_reason === reason) {
+        const stored = (await c.query<EventRow>({ text: this.#q.eventAt, values: [taskId, row.last_seq] })).rows[0];
+        if (stored?.type === event.type && stored.data === event.json) return { found: true, accepted: true, status: 'cancelled', event: toEvent(stored) };
       }
       return { found: true, accepted: false, status: row.status };
     });
@@ -292,6 +303,21 @@ export class PostgresStore implements Store {
   async #pool(): Promise<PgPool> {
     if (this.#closed) throw new Error('postgres store: closed');
     return this.#poolPromise;
+  }
+
+  /**
+   * Runs `work` once every multi-row write of run-owned rows this store started before it has
+   * settled. An append and a renewal each lock many task rows, each in its own order; at once, on
+   * two connections, they can deadlock, which PostgreSQL breaks only after `deadlock_timeout`
+   * (1 s by default) by failing one. One at a time they cannot. Other processes' runs are other
+   * rows (a run has one owner, and takeovers skip locked rows), so this is needed per store only.
+   * Cost: a renewal, every third of a lease, waits for the append in flight (appends already go
+   * one at a time, from the runtime's writer).
+   */
+  #oneAtATime<T>(work: () => Promise<T>): Promise<T> {
+    const result = this.#rowWrites.then(work);
+    this.#rowWrites = result.catch(() => {});
+    return result;
   }
 
   #retry<T>(what: string, work: (pool: PgPool) => Promise<T>): Promise<T> {

@@ -200,7 +200,7 @@ export class SqliteStore implements Store {
     const q = this.#q;
     return this.#db.transaction((): FinishResult => {
       const row = q.getTask.get(f.taskId) as TaskRow | undefined;
-      if (!row || row.status !== 'running' || row.lease_epoch !== f.epoch) return { ok: false, reason: 'fenced' };
+      if (!row || row.status !== 'running' || row.lease_epoch !== f.epoch) return this.#refusal(row, f.epoch, f.status);
       if (f.unlessCancelRequested && row.cancel_requested !== null) {
         return { ok: false, reason: 'cancel_requested', cancelReason: row.cancel_requested };
       }
@@ -216,7 +216,7 @@ export class SqliteStore implements Store {
     const q = this.#q;
     return this.#db.transaction((): FinishResult => {
       const row = q.getTask.get(r.taskId) as TaskRow | undefined;
-      if (!row || row.status !== 'running' || row.lease_epoch !== r.epoch) return { ok: false, reason: 'fenced' };
+      if (!row || row.status !== 'running' || row.lease_epoch !== r.epoch) return this.#refusal(row, r.epoch, 'pending');
       if (row.cancel_requested !== null) return { ok: false, reason: 'cancel_requested', cancelReason: row.cancel_requested };
       const event = this.#appendStateEvent(row, r.event.type, r.event.json, r.now);
       q.requeue.run(r.now + r.delayMs, r.error ? JSON.stringify(r.error) : row.error, event.seq, r.taskId);
@@ -236,7 +236,7 @@ export class SqliteStore implements Store {
       }
       if (row.status === 'running') {
         if (row.cancel_requested === null) q.requestCancel.run(reason, taskId);
-        return { found: true, accepted: true, status: 'running' };
+        return { found: true, accepted: true, status: 'running', reason: row.cancel_requested ?? reason };
       }
       return { found: true, accepted: false, status: row.status };
     }).immediate();
@@ -247,6 +247,7 @@ export class SqliteStore implements Store {
     return this.#db.transaction(() => {
       const rows = q.expired.all(now, JSON.stringify(alive)) as TaskRow[];
       return rows.map((row) => {
+        q.bumpEpoch.run(row.id); // fences the dead owner even before anyone claims the task again
         if (row.cancel_requested !== null) {
           // Its owner died after a cancel was recorded: the cancel takes effect now.
           const cancelled = recovery.cancelled(row.cancel_requested);
@@ -326,6 +327,17 @@ export class SqliteStore implements Store {
     if (this.#db.open) this.#db.close();
   }
 
+  /**
+   * A fenced outcome; or, when the row is already in the state this run's outcome put it in under
+   * its epoch (a retry of a committed write), that outcome's event. Recovery bumps the epoch, so
+   * a same-epoch row moved on by anyone else cannot exist.
+   */
+  #refusal(row: TaskRow | undefined, epoch: number, status: TaskStatus): FinishResult {
+    if (row === undefined || row.lease_epoch !== epoch || row.status !== status) return { ok: false, reason: 'fenced' };
+    const stored = this.#q.eventAt.get(row.id, row.last_seq) as EventRow | undefined;
+    return stored === undefined ? { ok: false, reason: 'fenced' } : { ok: true, event: toEvent(stored) };
+  }
+
   /** Keeps the `keepLast` newest events up to `lastSeq`; moves first_seq. Inside the caller's transaction. */
   #trim(taskId: number, lastSeq: number, keepLast: number): number {
     checkKeep(keepLast);
@@ -356,6 +368,8 @@ function prepare(db: Database.Database) {
     runnable: db.prepare(`SELECT id FROM tasks WHERE status = 'pending' AND run_at <= ? AND ${kindFilter} ORDER BY run_at, id LIMIT ?`),
     claim: db.prepare(`UPDATE tasks SET status = 'running', attempt = attempt + 1, lease_epoch = lease_epoch + 1,
       lease_owner = ?, lease_expires_at = ?, started_at = ? WHERE id = ? RETURNING *`),
+    bumpEpoch: db.prepare('UPDATE tasks SET lease_epoch = lease_epoch + 1 WHERE id = ?'),
+    eventAt: db.prepare('SELECT task_id, seq, type, data, at FROM events WHERE task_id = ? AND seq = ?'),
     signalNames: db.prepare('SELECT DISTINCT name FROM signals WHERE task_id = ?'),
     release: db.prepare(`UPDATE tasks SET status = 'pending', attempt = attempt - 1, run_at = ?, lease_owner = NULL, lease_expires_at = NULL
       WHERE id = ? AND status = 'running' AND lease_epoch = ?`),

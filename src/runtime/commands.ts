@@ -1,0 +1,63 @@
+import type { Bus, Command } from '../bus/types.js';
+import type { EventRecord } from '../store/types.js';
+import type { ActiveRun } from './run.js';
+
+export interface CommandsDeps {
+  readonly bus: Bus;
+  readonly active: ReadonlyMap<number, ActiveRun>;
+  /** The grace a run of this task type gets after a cancel before it is abandoned. */
+  readonly graceFor: (run: ActiveRun) => number;
+  readonly schedule: () => void;
+  readonly onError: (err: unknown, what: string) => void;
+}
+
+/**
+ * What reaches a runtime from elsewhere, and what it tells others. Every command was written to
+ * the store before it was announced (the bus only hurries it): `wake` claims, `cancel` aborts the
+ * run here if it runs here, `signal` wakes its `waitForSignal`. Publishing never throws into the
+ * caller: a lost announcement costs latency (renewal and the sweep are the fallbacks), never work.
+ */
+export class Commands {
+  readonly #d: CommandsDeps;
+  #stopped = false;
+
+  constructor(deps: CommandsDeps) {
+    this.#d = deps;
+  }
+
+  handle(command: Command): void {
+    if (this.#stopped) return;
+    switch (command.kind) {
+      case 'wake': this.#d.schedule(); break;
+      case 'cancel': this.cancelLocal(command.taskId, command.reason); break;
+      case 'signal': this.#d.active.get(command.taskId)?.notifySignal(command.name); break;
+    }
+  }
+
+  /** Aborts the run of `taskId` if it runs in this runtime. */
+  cancelLocal(taskId: number, reason: string): void {
+    const run = this.#d.active.get(taskId);
+    if (run !== undefined) run.abort('cancel', reason, this.#d.graceFor(run));
+  }
+
+  announce(command: Command): void {
+    try {
+      this.#d.bus.publishCommand(command);
+    } catch (err) {
+      this.#d.onError(err, 'publishing a command failed');
+    }
+  }
+
+  publish(taskId: number, events: readonly EventRecord[]): void {
+    if (events.length === 0) return;
+    try {
+      this.#d.bus.publishEvents(taskId, events);
+    } catch (err) {
+      this.#d.onError(err, 'publishing events failed');
+    }
+  }
+
+  stop(): void {
+    this.#stopped = true;
+  }
+}

@@ -1,0 +1,107 @@
+import type { Logger } from '../logger.js';
+import type { ClaimedRun, Store } from '../store/types.js';
+import { MAX_TIMER_MS } from '../task/define.js';
+
+export interface SchedulerDeps {
+  readonly store: Store;
+  readonly owner: string;
+  readonly kinds: readonly string[];
+  readonly leaseMs: number;
+  readonly logger: Logger;
+  /** Free run slots now. */
+  readonly free: () => number;
+  /** Starts a claimed run (only called while the scheduler is running). */
+  readonly start: (claim: ClaimedRun) => void;
+}
+
+/**
+ * Claims work: as many runnable tasks as there are free slots, whenever told (a create, a `wake`
+ * command, a run ending, the sweep) and when the earliest delayed task comes due.
+ *
+ * State: running → stopped (by `stop()`). A claim in flight when `stop()` is called is waited
+ * for, and whatever it returns is given back to the store (pending again, attempt as before)
+ * instead of being started: nothing starts task code once shutdown began.
+ */
+export class Scheduler {
+  readonly #deps: SchedulerDeps;
+  #loop: Promise<void> | undefined;
+  #again = false;
+  #stopped = false;
+  #wakeTimer: NodeJS.Timeout | undefined;
+  #wakeAt = Infinity;
+
+  constructor(deps: SchedulerDeps) {
+    this.#deps = deps;
+  }
+
+  /** Claims what fits; re-entrant calls fold into one pass. */
+  schedule(): void {
+    if (this.#stopped) return;
+    if (this.#loop !== undefined) {
+      this.#again = true;
+      return;
+    }
+    this.#loop = this.#claimLoop().finally(() => {
+      this.#loop = undefined;
+    });
+  }
+
+  /** Stops claiming; resolves once a claim in flight has settled and what it claimed was given back. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#wakeTimer);
+    await this.#loop;
+  }
+
+  async #claimLoop(): Promise<void> {
+    const d = this.#deps;
+    try {
+      do {
+        this.#again = false;
+        for (;;) {
+          const free = d.free();
+          if (free <= 0 || this.#stopped) break;
+          const claims = await d.store.claimTasks({ owner: d.owner, kinds: d.kinds, limit: free, leaseMs: d.leaseMs, now: Date.now() });
+          if (this.#stopped) {
+            await this.#giveBack(claims);
+            return;
+          }
+          for (const claim of claims) d.start(claim);
+          if (claims.length < free) {
+            await this.#armWakeTimer();
+            break;
+          }
+        }
+      } while (this.#again && !this.#stopped);
+    } catch (err) {
+      d.logger.error({ err }, 'taskstream: claiming tasks failed');
+    }
+  }
+
+  async #giveBack(claims: readonly ClaimedRun[]): Promise<void> {
+    if (claims.length === 0) return;
+    const runs = claims.map((c) => ({ taskId: c.task.id, epoch: c.epoch }));
+    try {
+      await this.#deps.store.releaseRuns(runs);
+    } catch (err) {
+      // Not fatal: their leases expire and another process recovers them.
+      this.#deps.logger.warn({ err, tasks: runs.map((r) => r.taskId) }, 'taskstream: giving back claims after shutdown failed');
+    }
+  }
+
+  /** Wakes the scheduler when the earliest delayed task (a retry's backoff, a `runAt`) is due. */
+  async #armWakeTimer(): Promise<void> {
+    const d = this.#deps;
+    const delay = await d.store.nextRunDelay(d.kinds, Date.now());
+    if (delay === null || this.#stopped) return;
+    const at = Date.now() + delay;
+    if (at >= this.#wakeAt) return;
+    clearTimeout(this.#wakeTimer);
+    this.#wakeAt = at;
+    // A due time beyond a timer's range wakes early, finds nothing due, and re-arms.
+    this.#wakeTimer = setTimeout(() => {
+      this.#wakeAt = Infinity;
+      this.schedule();
+    }, Math.min(MAX_TIMER_MS, delay));
+  }
+}

@@ -1,0 +1,307 @@
+/**
+ * The store contract itself, on every backend: what the runtime and the hub rely on from
+ * `readEvents` pages, retention (`trimEvents`, `retainEvents`), `migrate()` reports, `ping()`,
+ * retried writes, fencing and the store's fallbacks (signals in renewal, giving claims back).
+ */
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { test } from 'node:test';
+import pg from 'pg';
+import type { Store } from '../../src/index.js';
+import { type PgPool, postgresStore } from '../../src/store/postgres/index.js';
+import { recoveryEvents, runtimeEvents } from '../../src/task/events.js';
+import { describeBackends, within } from './helpers.js';
+
+const KIND = 'core/Contract';
+
+await describeBackends('store contract', 'contract', (tmp) => {
+  async function fresh(): Promise<{ store: Store; handle: string; close(): Promise<void> }> {
+    const handle = tmp.db();
+    const store = await tmp.store(handle);
+    await store.migrate();
+    return { store, handle, close: () => store.close() };
+  }
+
+  /** A running task with `n` stored events (`json` of each given by `data(i)`). */
+  async function running(store: Store, n: number, data = (i: number) => `{"i":${i}}`): Promise<{ id: number; taskId: number; epoch: number }> {
+    const { task } = await store.createTask({ app: 'core', type: 'Contract', input: {}, timeoutMs: null, idempotencyKey: null, runAt: null, now: Date.now() });
+    const [claim] = await store.claimTasks({ owner: 'me', kinds: [KIND], limit: 1, leaseMs: 60_000, now: Date.now() });
+    assert.equal(claim?.task.id, task.id);
+    if (n > 0) {
+      const events = Array.from({ length: n }, (_, i) => ({ taskId: task.id, epoch: claim.epoch, seq: i + 1, type: 'progress', json: data(i + 1), at: Date.now() }));
+      assert.deepEqual(await store.appendEvents(events), []);
+    }
+    return { id: task.id, taskId: task.id, epoch: claim.epoch };
+  }
+
+  void test('readEvents: a page bounded by limit and maxBytes, with the log position from the same read', async () => {
+    const db = await fresh();
+    try {
+      const { id } = await running(db.store, 10, (i) => JSON.stringify({ i, pad: 'x'.repeat(90) }));
+      const page = await db.store.readEvents(id, 0, { limit: 3 });
+      assert.deepEqual(page?.events.map((e) => e.seq), [1, 2, 3]);
+      assert.deepEqual({ first: page?.firstSeq, last: page?.lastSeq, status: page?.status }, { first: 1, last: 10, status: 'running' });
+      assert.deepEqual(JSON.parse(page!.events[0]!.json), { i: 1, pad: 'x'.repeat(90) }, 'the JSON as sent');
+      const after = await db.store.readEvents(id, 7, { limit: 100 });
+      assert.deepEqual(after?.events.map((e) => e.seq), [8, 9, 10]);
+      // Each event is ~100 bytes: 250 bytes stops the page after the row that crosses it.
+      const bounded = await db.store.readEvents(id, 0, { limit: 100, maxBytes: 250 });
+      assert.deepEqual(bounded?.events.map((e) => e.seq), [1, 2, 3]);
+      const tiny = await db.store.readEvents(id, 4, { limit: 100, maxBytes: 1 });
+      assert.deepEqual(tiny?.events.map((e) => e.seq), [5], 'a page always holds at least one row');
+      const end = await db.store.readEvents(id, 10, { limit: 100 });
+      assert.deepEqual({ n: end?.events.length, last: end?.lastSeq }, { n: 0, last: 10 });
+      assert.equal(await db.store.readEvents(999_999, 0, { limit: 10 }), undefined, 'no such task');
+    } finally {
+      await db.close();
+    }
+  });
+
+  void test('trimEvents keeps the newest, moves firstSeq, never removes the last event; retainEvents does it on finish', async () => {
+    const db = await fresh();
+    try {
+      const { id, epoch } = await running(db.store, 10);
+      assert.equal(await db.store.trimEvents(id, 4), 6);
+      const page = await db.store.readEvents(id, 0, { limit: 100 });
+      assert.deepEqual(page?.events.map((e) => e.seq), [7, 8, 9, 10]);
+      assert.equal(page?.firstSeq, 7);
+      assert.equal((await db.store.getTask(id))?.firstSeq, 7);
+      assert.equal(await db.store.trimEvents(id, 4), 0, 'idempotent');
+      assert.equal(await db.store.trimEvents(id, 1), 3);
+      await assert.rejects(db.store.trimEvents(id, 0), TypeError);
+
+      const other = await running(db.store, 5);
+      const finish = await db.store.finishRun({
+        taskId: other.id, epoch: other.epoch, status: 'completed', finalValue: '1', event: runtimeEvents.complete('1'),
+        unlessCancelRequested: true, retainEvents: 3, now: Date.now(),
+      });
+      assert.ok(finish.ok);
+      assert.equal(finish.event.seq, 6);
+      const kept = await db.store.readEvents(other.id, 0, { limit: 100 });
+      assert.deepEqual(kept?.events.map((e) => e.type), ['progress', 'progress', 'complete'], 'the terminal event is among those kept');
+      assert.deepEqual({ first: kept?.firstSeq, last: kept?.lastSeq, status: kept?.status }, { first: 4, last: 6, status: 'completed' });
+      // The first task is untouched by the second's retention.
+      assert.equal((await db.store.readEvents(id, 0, { limit: 100 }))?.events.length, 1);
+      void epoch;
+    } finally {
+      await db.close();
+    }
+  });
+
+  void test('migrate() reports what it applied, once; concurrent migrations apply each file exactly once', async () => {
+    const handle = tmp.db();
+    const stores = await Promise.all([tmp.store(handle), tmp.store(handle), tmp.store(handle)]);
+    try {
+      const reports = await Promise.all(stores.map((s) => s.migrate()));
+      const applied = reports.flatMap((r) => r.applied);
+      assert.equal(new Set(applied).size, applied.length, `no file applied twice: ${applied.join(', ')}`);
+      assert.ok(applied.every((f) => /^\d+_.*\.sql$/.test(f)));
+      if (tmp.backend.store.name !== 'memory') assert.ok(applied.length > 0, 'a fresh database gets its schema');
+      assert.deepEqual((await stores[0]!.migrate()).applied, [], 'nothing left to apply');
+      await running(stores[1]!, 1);
+    } finally {
+      await Promise.all(stores.map((s) => s.close()));
+    }
+  });
+
+  void test('a retried append or outcome (its reply lost) is recognised, never written twice; a stale epoch is fenced', async () => {
+    const db = await fresh();
+    try {
+      const { id, epoch } = await running(db.store, 0);
+      const batch = [1, 2, 3].map((seq) => ({ taskId: id, epoch, seq, type: 'progress', json: `{"seq":${seq}}`, at: Date.now() }));
+      assert.deepEqual(await db.store.appendEvents(batch), []);
+      assert.deepEqual(await db.store.appendEvents(batch), [], 'the same batch again is not a refusal');
+      assert.deepEqual((await db.store.readEvents(id, 0, { limit: 10 }))?.events.map((e) => e.seq), [1, 2, 3]);
+      await assert.rejects(db.store.appendEvents([{ ...batch[0]!, seq: 5 }]), /does not follow/);
+      const finish = { taskId: id, epoch, status: 'completed' as const, finalValue: '"v"', event: runtimeEvents.complete('"v"'), unlessCancelRequested: true, now: Date.now() };
+      const first = await db.store.finishRun(finish);
+      const again = await db.store.finishRun(finish);
+      assert.ok(first.ok && again.ok);
+      assert.deepEqual(again.event, first.event, 'the committed outcome, not a second terminal event');
+      assert.equal((await db.store.getTask(id))?.lastSeq, 4);
+      assert.deepEqual(await db.store.appendEvents([{ ...batch[0]!, seq: 5 }]), [id], 'a finished run is fenced');
+      const stale = await db.store.finishRun({ ...finish, epoch: epoch + 1 });
+      assert.deepEqual(stale, { ok: false, reason: 'fenced' });
+    } finally {
+      await db.close();
+    }
+  });
+
+  void test('renewal carries stored signals and recorded cancels; lost leases are named; released claims are pending again', async () => {
+    const db = await fresh();
+    try {
+      const a = await running(db.store, 0);
+      const b = await running(db.store, 0);
+      assert.equal(await db.store.addSignal(a.id, 'continue', '{"go":1}', Date.now()), 'added');
+      assert.equal(await db.store.addSignal(a.id, 'continue', '{"go":2}', Date.now()), 'added');
+      const cancel = await db.store.requestCancel(b.id, 'stop', runtimeEvents.cancelled('stop'), Date.now());
+      assert.deepEqual(cancel, { found: true, accepted: true, status: 'running', reason: 'stop' });
+      const renewal = await db.store.renewLeases('me', [a, b, { taskId: 999_999, epoch: 1 }], 60_000, Date.now());
+      assert.deepEqual(renewal.lost, [999_999]);
+      assert.deepEqual(renewal.signals, [{ taskId: a.id, names: ['continue'] }]);
+      assert.deepEqual(renewal.cancelRequested, [{ taskId: b.id, reason: 'stop' }]);
+      assert.deepEqual((await db.store.renewLeases('someone else', [a], 60_000, Date.now())).lost, [a.id], 'another owner cannot renew');
+      assert.equal(await db.store.takeSignal(a.id, 'continue'), '{"go":1}');
+
+      await db.store.releaseRuns([a, { taskId: b.id, epoch: b.epoch + 1 }]);
+      const released = await db.store.getTask(a.id);
+      assert.deepEqual({ status: released?.status, attempt: released?.attempt }, { status: 'pending', attempt: 0 });
+      assert.equal((await db.store.getTask(b.id))?.status, 'running', 'a stale epoch releases nothing');
+      const [again] = await db.store.claimTasks({ owner: 'me', kinds: [KIND], limit: 1, leaseMs: 60_000, now: Date.now() });
+      assert.equal(again?.task.id, a.id);
+      assert.equal(again?.task.attempt, 1);
+    } finally {
+      await db.close();
+    }
+  });
+
+  void test('an expired lease is recovered with an interrupted event and a new epoch; the old owner is fenced', async () => {
+    const db = await fresh();
+    try {
+      const { task } = await db.store.createTask({ app: 'core', type: 'Contract', input: {}, timeoutMs: null, idempotencyKey: null, runAt: null, now: Date.now() });
+      const [claim] = await db.store.claimTasks({ owner: 'dead', kinds: [KIND], limit: 1, leaseMs: 1, now: Date.now() });
+      assert.ok(claim);
+      // Expired by every clock involved: the caller's (memory, SQLite) and the database's (PostgreSQL).
+      let recovered: Awaited<ReturnType<Store['recoverExpired']>> = [];
+      for (let i = 0; i < 100 && recovered.length === 0; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        recovered = await db.store.recoverExpired(Date.now(), [], recoveryEvents);
+      }
+      assert.deepEqual(recovered.map((e) => [e.taskId, e.seq, e.type, JSON.parse(e.json)]), [[task.id, 1, 'interrupted', { reason: 'lease_expired' }]]);
+      assert.equal((await db.store.getTask(task.id))?.status, 'pending');
+      const late = await db.store.finishRun({
+        taskId: task.id, epoch: claim.epoch, status: 'completed', finalValue: '1', event: runtimeEvents.complete('1'), unlessCancelRequested: true, now: Date.now(),
+      });
+      assert.deepEqual(late, { ok: false, reason: 'fenced' });
+      assert.deepEqual(await db.store.appendEvents([{ taskId: task.id, epoch: claim.epoch, seq: 2, type: 'progress', json: '{}', at: Date.now() }]), [task.id]);
+    } finally {
+      await db.close();
+    }
+  });
+
+  void test('an append and a lease renewal of the same runs at once never deadlock (PostgreSQL: one multi-row write at a time)', async (t) => {
+    // Regression: the fenced append and the renewal each lock many task rows, each in its own
+    // order; run at once from one process they deadlocked, and PostgreSQL broke the cycle only
+    // after deadlock_timeout (1 s), stalling every run in the batch (seen in bench/ingest-pg).
+    if (tmp.where === undefined) {
+      t.skip('only PostgreSQL locks rows');
+      return;
+    }
+    const handle = tmp.db();
+    const { url, schema } = await tmp.where(handle);
+    // No retries: a deadlock surfaces as an error instead of a one-second stall.
+    const store: Store = postgresStore({ connectionString: url, schema, retries: 1 });
+    const blocker = new pg.Client({ connectionString: url });
+    await blocker.connect();
+    try {
+      await store.migrate();
+      const runs = [];
+      for (let i = 0; i < 20; i++) runs.push(await running(store, 0));
+      const middle = runs[10]!;
+      // A third party holds the middle row: the append (ascending) locks the rows below it and
+      // waits; the renewal (descending) locks the rows above it and waits. Then it lets go.
+      await blocker.query('BEGIN');
+      await blocker.query(`SELECT id FROM "${schema}".tasks WHERE id = $1 FOR UPDATE`, [middle.id]);
+      const batch = runs.map((r) => ({ taskId: r.id, epoch: r.epoch, seq: 1, type: 'progress', json: '{}', at: Date.now() }));
+      const append = store.appendEvents(batch);
+      const renew = store.renewLeases('me', [...runs].reverse().map((r) => ({ taskId: r.id, epoch: r.epoch })), 60_000, Date.now());
+      append.catch(() => {});
+      renew.catch(() => {});
+      await within(10_000, waitingOnLocks(blocker, 1), 'the append to wait for the held row');
+      // Without the fix the renewal is waiting too within moments; with it, it waits in the store.
+      await waitingOnLocks(blocker, 2, 50).catch(() => {});
+      await blocker.query('COMMIT');
+      const [refused, renewal] = await within(15_000, Promise.all([append, renew]), 'the append and the renewal');
+      assert.deepEqual(refused, []);
+      assert.deepEqual(renewal.lost, []);
+      assert.equal((await store.getTask(middle.id))?.lastSeq, 1);
+    } finally {
+      await blocker.end();
+      await store.close();
+    }
+  });
+
+  void test('a cancel whose COMMIT reply is lost is retried and still reported as accepted (PostgreSQL)', async (t) => {
+    // Regression: the retry found the task already cancelled, by the try whose reply was lost,
+    // and answered "already cancelled" (a 409 over HTTP) for a cancel that had succeeded.
+    if (tmp.where === undefined) {
+      t.skip('only a networked store can lose a reply');
+      return;
+    }
+    const { url, schema } = await tmp.where(tmp.db());
+    const pool = new pg.Pool({ connectionString: url, max: 2 });
+    let loseCommit = false;
+    // The slice of a pool the store takes: the same pool, whose client loses one COMMIT's reply.
+    const lossy: PgPool = {
+      query: (q, v) => pool.query(q as string, v as unknown[]) as never,
+      end: () => pool.end(),
+      async connect() {
+        const client = await pool.connect();
+        return {
+          async query(q, v) {
+            const result = await client.query(q as string, v as unknown[]);
+            if (q === 'COMMIT' && loseCommit) {
+              loseCommit = false;
+              throw Object.assign(new Error('injected: connection lost after COMMIT'), { code: '08006' });
+            }
+            return result as never;
+          },
+          release: (err) => client.release(err),
+        };
+      },
+    };
+    const store: Store = postgresStore({ pool: lossy, schema });
+    try {
+      await store.migrate();
+      const { task } = await store.createTask({ app: 'core', type: 'Contract', input: {}, timeoutMs: null, idempotencyKey: null, runAt: null, now: Date.now() });
+      loseCommit = true;
+      const result = await store.requestCancel(task.id, 'stop', runtimeEvents.cancelled('stop'), Date.now());
+      assert.equal(loseCommit, false, 'the COMMIT reply was lost once');
+      assert.ok(result.found);
+      assert.deepEqual({ accepted: result.accepted, status: result.status, type: result.event?.type, seq: result.event?.seq },
+        { accepted: true, status: 'cancelled', type: 'cancelled', seq: 1 });
+      const page = await store.readEvents(task.id, 0, { limit: 10 });
+      assert.deepEqual(page?.events.map((e) => e.type), ['cancelled'], 'one terminal event');
+      const again = await store.requestCancel(task.id, 'stop', runtimeEvents.cancelled('stop'), Date.now());
+      assert.ok(again.found && !again.accepted, 'a second cancel is still refused');
+    } finally {
+      await store.close();
+      await pool.end();
+    }
+  });
+
+  void test('ping() answers while the store is reachable (PostgreSQL: rejects for a server that is not there)', async (t) => {
+    const db = await fresh();
+    await db.store.ping();
+    await db.close();
+    if (tmp.backend.store.name !== 'postgres') {
+      t.diagnostic('only a networked store can be unreachable');
+      return;
+    }
+    // A port nobody listens on: take one, then close it.
+    const port = await new Promise<number>((resolve) => {
+      const server = net.createServer().listen(0, '127.0.0.1', () => {
+        const { port: p } = server.address() as net.AddressInfo;
+        server.close(() => resolve(p));
+      });
+    });
+    const nowhere = postgresStore({ connectionString: `postgres://postgres@127.0.0.1:${port}/none`, connectionTimeoutMs: 2000 });
+    try {
+      await assert.rejects(nowhere.ping(), (err: Error & { code?: string }) => err.code === 'ECONNREFUSED' || /ECONNREFUSED/.test(String(err)));
+      await assert.rejects(nowhere.getTask(1), (err: Error & { code?: string }) => err.code === 'store_unavailable', 'operations fail as unavailable after their retries');
+    } finally {
+      await nowhere.close();
+    }
+  });
+});
+
+/** Resolves once `n` other connections of this database wait for a lock; polls up to `tries` times (20 ms apart), then rejects. */
+async function waitingOnLocks(client: pg.Client, n: number, tries = 500): Promise<void> {
+  for (let i = 0; i < tries; i++) {
+    const r = await client.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()");
+    if ((r.rows[0]?.n ?? 0) >= n) return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new Error(`fewer than ${n} connections waiting for a lock`);
+}
