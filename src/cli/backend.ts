@@ -6,9 +6,11 @@
 import { Option } from 'commander';
 import { resolve } from 'node:path';
 import type { Bus } from '../bus/types.js';
-import { sqliteStore, type Store } from '../index.js';
+import { taskJson } from '../http/task-json.js';
+import { sqliteStore, type Store, type TaskStatus } from '../index.js';
 import { UsageError } from './args.js';
 import { cleanup, migrate, type CleanupOptions } from './db.js';
+import { taskTable } from './render.js';
 
 export interface BackendFlags {
   readonly db: string;
@@ -108,6 +110,30 @@ export async function cleanupCommand(options: CleanupOptions, out: (line: string
     out(options.dryRun
       ? `taskstream: would delete ${count} ${what} older than ${options.olderThan} ms (dry run)`
       : `taskstream: deleted ${count} ${what} older than ${options.olderThan} ms`);
+  } finally {
+    await store.close();
+  }
+}
+
+/** `list --db`: reads the database directly (no server), printed like the remote `list`. */
+export async function listFromDb(
+  options: { db: string; app?: string; type?: string; status?: string; limit: number; before?: number; json?: boolean },
+  out: (line: string) => void,
+): Promise<number> {
+  const { store } = await openBackend({ db: options.db }, () => {});
+  try {
+    await store.migrate();
+    const page = await store.listTasks({
+      limit: options.limit, app: options.app, type: options.type, status: options.status as TaskStatus | undefined, before: options.before,
+    });
+    const tasks = page.tasks.map((t) => taskJson(t, ''));
+    if (options.json === true) out(JSON.stringify({ tasks, next: page.next }));
+    else if (tasks.length === 0) out('no tasks');
+    else {
+      for (const line of taskTable(tasks)) out(line);
+      if (page.next !== null) out(`(more: --before ${page.next})`);
+    }
+    return 0;
   } finally {
     await store.close();
   }

@@ -12,7 +12,7 @@ import {
   EXIT, parseChoice, parseDuration, parseIntRange, parseJson, parseJsonObject, parseKind, parseName, parseNonNegativeInt, parsePort,
   parsePositiveInt, parseRef, parseUrl, reason, UsageError,
 } from './args.js';
-import { cleanupCommand as cleanup, dbOption, migrateCommand as migrate, redisOptions } from './backend.js';
+import { cleanupCommand as cleanup, dbOption, listFromDb, migrateCommand as migrate, redisOptions } from './backend.js';
 import { cancelCommand, createCommand, listCommand, signalCommand, tailCommand, type RemoteIo } from './remote.js';
 import { serve, type Io, type ServeOptions } from './serve.js';
 import { addServeAccessOptions } from './serve-flags.js';
@@ -138,8 +138,9 @@ serve's drain short, or Ctrl-C stopped tail.`)
     .option('--limit <n>', 'at most this many (1 to 1000)', parseIntRange(1, 1000), 20)
     .option('--before <id>', 'only tasks older than this id (the next page)', parsePositiveInt)
     .option('--json', 'print the JSON the server returned')
-    .action(async (o: { app?: string; type?: string; status?: string; limit: number; before?: number; json?: boolean; url: string; key?: string; token?: string }) => {
-      setCode(await listCommand(o, io));
+    .option('--db <path|url>', 'read this database directly instead of asking a server (SQLite file or postgres://…)')
+    .action(async (o: { app?: string; type?: string; status?: string; limit: number; before?: number; json?: boolean; url: string; key?: string; token?: string; db?: string }) => {
+      setCode(o.db !== undefined ? await listFromDb({ ...o, db: o.db }, io.out) : await listCommand(o, io));
     });
 
   program.command('cleanup')

@@ -6,6 +6,9 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { ExampleTask } from '../../examples/tasks.js';
+import { createTaskstream } from '../../src/index.js';
+import { postgresStore } from '../../src/store/postgres/index.js';
 import { pgAdmin } from '../support/pg.js';
 import { POSTGRES_URL, REDIS_URL, skipUnlessPostgres, skipUnlessRedis } from '../support/services.js';
 import { runCli, startServer, tempDir } from './helpers.js';
@@ -44,6 +47,23 @@ describe('on PostgreSQL', { skip: pgSkip }, () => {
     const cleanup = await runCli(['cleanup', '--older-than', '1h', '--dry-run'], { env: { TASKSTREAM_DB: url } });
     assert.equal(cleanup.code, 0, cleanup.stderr);
     assert.match(cleanup.stdout, /would delete 0 finished tasks/);
+  });
+
+  void test('list --db postgres://… reads the tasks straight from the database, newest first', async () => {
+    const runtime = await createTaskstream({ store: postgresStore({ connectionString: url }), tasks: [ExampleTask], concurrency: 1 });
+    try {
+      await runtime.create(ExampleTask, { message: 'one', steps: 0, delay_ms: 0 }, { runAt: new Date(Date.now() + 3_600_000) });
+      await runtime.create(ExampleTask, { message: 'two', steps: 0, delay_ms: 0 }, { runAt: new Date(Date.now() + 3_600_000) });
+    } finally {
+      await runtime.close();
+    }
+    const listed = await runCli(['list', '--db', url, '--json']);
+    assert.equal(listed.code, 0, listed.stderr);
+    const page = JSON.parse(listed.stdout) as { tasks: Array<{ id: number; status: string; input: { message: string } }>; next: number | null };
+    assert.deepEqual(page.tasks.map((t) => [t.input.message, t.status]), [['two', 'pending'], ['one', 'pending']]);
+    const table = await runCli(['list', '--db', url, '--limit', '1']);
+    assert.equal(table.code, 0, table.stderr);
+    assert.match(table.stdout, /\(more: --before \d+\)/);
   });
 });
 

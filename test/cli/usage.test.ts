@@ -26,6 +26,7 @@ const cases: Array<{ args: string[]; mentions: RegExp }> = [
   { args: ['list', '--limit', '0'], mentions: /--limit.*1 to 1000/ },
   { args: ['cleanup', '--older-than', '5x'], mentions: /--older-than.*'5x'.*duration/ },
   { args: ['cleanup'], mentions: /required option '--older-than/ },
+  { args: ['serve', '--port', '0', '--redis-prefix', 'p'], mentions: /--redis-prefix needs --redis/ },
   { args: ['migrate', 'extra'], mentions: /too many arguments/ },
 ];
 
