@@ -88,9 +88,21 @@ export class NodeTransport implements SseTransport {
   }
 
   onDrain(callback: () => void): void {
-    // Direct writes fill the socket, not the response: the response's 'drain' would not come.
-    const socket = this.#res.socket;
-    if (this.#direct && socket !== null) socket.once('drain', callback);
-    else this.#res.once('drain', callback);
+    // Direct writes fill the socket, not the response, so the response's 'drain' may never come;
+    // writes that went through `res.write` (replayed frames, pings) may queue in the response,
+    // whose 'drain' then comes instead. Wait for whichever comes first, once.
+    const res = this.#res;
+    const socket = res.socket;
+    let called = false;
+    const once = (): void => {
+      if (called) return;
+      called = true;
+      res.off('drain', once);
+      socket?.off('drain', once);
+      callback();
+    };
+    res.once('drain', once);
+    if (this.#direct && socket !== null) socket.once('drain', once);
   }
+
 }
