@@ -109,13 +109,16 @@ async function runBlock(b: Block): Promise<void> {
       }
       return;
     }
-    const proc = watchProcess(spawn(cmd, args, { cwd, env: env(extra), stdio: ['ignore', 'pipe', 'pipe'] }));
+    // Its own process group, so that anything the block leaves running (a server started with `&`)
+    // is found and ended: a leftover would hold the test's pipes open.
+    const proc = watchProcess(spawn(cmd, args, { cwd, env: env(extra), stdio: ['ignore', 'pipe', 'pipe'], detached: true }));
     try {
       const { code: exit, signal } = await proc.exit(WAIT);
       assert.equal(exit, 0, `${where} exited ${exit ?? signal}\n--- stdout ---\n${proc.stdout()}\n--- stderr ---\n${proc.stderr()}`);
       for (const text of b.expect) assert.ok(proc.stdout().includes(text), `${where}: output lacks "${text}"\n${proc.stdout()}`);
     } finally {
       proc.kill();
+      killGroup(proc.child.pid);
     }
   } finally {
     server?.child.kill('SIGTERM');
@@ -163,3 +166,12 @@ test('relative links in the docs point at files inside the repository', () => {
   }
   assert.deepEqual(broken, []);
 });
+
+function killGroup(pid: number | undefined): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // the group is gone: nothing was left behind
+  }
+}
