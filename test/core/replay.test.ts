@@ -10,6 +10,7 @@ import { createTaskstream, defineTask, sqliteStore, type TaskEvent } from '../..
 import { lossyBus } from '../support/buses.js';
 import { countingStore } from '../support/stores.js';
 import { collect, deferred, finished, open, tempDb } from './helpers.js';
+import { sendTicks } from '../support/ticks.js';
 
 const tmp = tempDb('replay');
 const PAGE_BYTES = 256 * 1024;
@@ -22,16 +23,7 @@ function logTask(gate: Promise<void> = Promise.resolve()) {
     input: z.object({ count: z.number().int(), size: z.number().int().default(10) }),
     async run(ctx, { count, size }) {
       await gate;
-      const pad = 'x'.repeat(size);
-      let batch: Array<Promise<void>> = [];
-      for (let i = 1; i <= count; i++) {
-        batch.push(ctx.send('tick', { i, pad }));
-        if (batch.length === 50) {
-          await Promise.all(batch);
-          batch = [];
-        }
-      }
-      await Promise.all(batch);
+      await sendTicks(ctx, count, size);
       return count;
     },
   });

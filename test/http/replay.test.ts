@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { createFetchHandler, createTaskstream, defineTask, sqliteStore } from '../../src/index.js';
 import { countingStore } from '../support/stores.js';
 import { post, range, startServer, type TestServer, tempDb, until, within } from './helpers.js';
+import { sendTicks } from '../support/ticks.js';
 
 /** Sends nothing until the signal `go` (when `gated`), then `count` events of `size` bytes. */
 const Log = defineTask({
@@ -17,16 +18,7 @@ const Log = defineTask({
   input: z.object({ count: z.number().int(), size: z.number().int().default(10), gated: z.boolean().default(false) }),
   async run(ctx, { count, size, gated }) {
     if (gated) await ctx.waitForSignal('go');
-    const pad = 'x'.repeat(size);
-    let batch: Array<Promise<void>> = [];
-    for (let i = 1; i <= count; i++) {
-      batch.push(ctx.send('tick', { i, pad }));
-      if (batch.length === 50) {
-        await Promise.all(batch);
-        batch = [];
-      }
-    }
-    await Promise.all(batch);
+    await sendTicks(ctx, count, size);
     return count;
   },
 });
