@@ -203,8 +203,12 @@ await describeBackends('core', 'lifecycle', (tmp) => {
         };
         const later = await rt.create(Later, {}, { runAt: new Date(Date.now() + 30 * 86_400_000) });
         // ~50 ms of other work goes by; a spinning wake timer would look the next run up every ms.
+        // Legitimate lookups (one per claim pass: creates, wakes, sweeps) come far less often, and a
+        // slow machine only makes that margin wider, so the bound scales with the time that passed.
+        const started = Date.now();
         await finished(rt, (await rt.create(Busy, {})).id);
-        assert.ok(lookups < 10, `the scheduler looked for due work ${lookups} times: it spins`);
+        const allowed = 10 + Math.ceil((Date.now() - started) / 100);
+        assert.ok(lookups < allowed, `the scheduler looked for due work ${lookups} times in ${Date.now() - started} ms: it spins`);
         assert.equal((await rt.get(later.id))?.status, 'pending');
         assert.deepEqual(warnings.map((w) => w.name), []);
         await assert.rejects(rt.create(Later, {}, { timeoutMs: 2 ** 31 }), /at most 2147483647 ms/);
