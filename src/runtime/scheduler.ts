@@ -36,7 +36,8 @@ export class Scheduler {
 
   /** Claims what fits; re-entrant calls fold into one pass. */
   schedule(): void {
-    if (this.#stopped) return;
+    // A runtime with no task types (one that only creates and watches) has nothing to claim.
+    if (this.#stopped || this.#deps.kinds.length === 0) return;
     if (this.#loop !== undefined) {
       this.#again = true;
       return;

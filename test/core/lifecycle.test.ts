@@ -218,6 +218,30 @@ await describeBackends('core', 'lifecycle', (tmp) => {
       }
     });
 
+    void test('a runtime with no task types (one that creates and watches) never looks for work to claim', async () => {
+      const file = tmp.db();
+      const Once = defineTask({ app: 'core', type: 'Once', input: z.object({}), run: () => 'ran' });
+      const bus = localBus();
+      await using worker = await open(file, { tasks: [Once], bus });
+      await using watcher = await open(file, { tasks: [], bus });
+      const lookups: string[] = [];
+      for (const name of ['claimTasks', 'nextRunDelay'] as const) {
+        const original = (watcher.store[name] as (...args: never[]) => unknown).bind(watcher.store);
+        (watcher.store as unknown as Record<string, unknown>)[name] = (...args: never[]) => {
+          lookups.push(name);
+          return original(...args);
+        };
+      }
+      // Every create wakes every scheduler on the bus, the watcher's included.
+      for (let i = 0; i < 5; i++) {
+        const { id } = await worker.create(Once, {});
+        const seen: string[] = [];
+        for await (const e of await watcher.subscribe(id)) seen.push(e.type);
+        assert.deepEqual(seen, ['complete'], 'the watcher still watches');
+      }
+      assert.deepEqual(lookups, []);
+    });
+
     void test('two runtimes on one database never run a task twice', async () => {
       const file = tmp.db();
       const runs = new Map<number, number>();
