@@ -16,7 +16,7 @@ export type { SqliteStoreOptions } from './store/sqlite/sqlite-store.js';
 export { MemoryDatabase, memoryStore, MemoryStore } from './store/memory.js';
 export type { MemoryStoreOptions } from './store/memory.js';
 export type {
-  CancelResult, ClaimedRun, EventPage, EventRecord, FinishResult, FinishRun, LeaseRenewal, ListFilter, MigrationReport, NewEvent,
+  CancelResult, ClaimedRun, EventPage, EventRecord, FinishResult, FinishRun, LeaseRenewal, ListFilter, LogPosition, MigrationReport, NewEvent,
   NewTask, PageLimit, RecoveryEvents, RequeueRun, StateEvent, Store, TaskError, TaskRecord, TaskStatus,
 } from './store/types.js';
 export { TERMINAL_STATUSES } from './store/types.js';

@@ -100,9 +100,13 @@ function stateOf(w: Watcher): State {
  *
  * Position check: a bus may lose messages (at-most-once), and a second process on the same store
  * publishes on a bus this one does not hear. Every `positionCheckMs`, and at once after the bus
- * says it resynced, one read per watched task (not per watcher) compares the stored last seq with
- * each live watcher's cursor; a watcher behind it goes back to `replay`.
+ * says it resynced, one store read for the watched tasks (not one per task, nor per watcher)
+ * compares each stored last seq with each live watcher's cursor; a watcher behind it goes back to
+ * `replay`.
  */
+/** Tasks whose positions one read of the position check asks for. */
+const CHECK_BATCH = 500;
+
 export class Hub {
   readonly #entries = new Map<number, Entry>();
   readonly #store: Store;
@@ -159,21 +163,25 @@ export class Hub {
   }
 
   /**
-   * The position check: one read per watched task with a live watcher; a watcher whose cursor is
+   * The position check: one read of the positions of every watched task with a live watcher (in
+   * batches of CHECK_BATCH tasks); a watcher whose cursor is
    * behind the stored last seq (a lost bus message, a publisher on another bus) reads the rest
    * from the store. Runs on a timer and after every bus resync (`all`: tasks run here included);
    * callable at any time.
    */
   checkPositions(all = false): void {
     const reliable = this.#bus.delivery === 'reliable' && !all;
+    const due: Entry[] = [];
     for (const entry of this.#entries.values()) {
       if (entry.checking || (reliable && this.#runsHere(entry.taskId))) continue;
       for (const w of entry.watchers) {
         if (w.state !== 'live') continue;
-        void this.#check(entry);
+        entry.checking = true;
+        due.push(entry);
         break;
       }
     }
+    for (let i = 0; i < due.length; i += CHECK_BATCH) void this.#check(due.slice(i, i + CHECK_BATCH));
   }
 
   #subscribe(taskId: number): Entry {
@@ -313,19 +321,22 @@ export class Hub {
     return w.state !== 'done';
   }
 
-  async #check(entry: Entry): Promise<void> {
-    entry.checking = true;
+  /** One store read for the positions of many watched tasks. */
+  async #check(entries: readonly Entry[]): Promise<void> {
     try {
-      const page = await this.#store.readEvents(entry.taskId, Number.MAX_SAFE_INTEGER, { limit: 1 });
-      if (page === undefined || entry.removed) return;
-      const finished = TERMINAL_STATUSES.has(page.status);
-      for (const w of entry.watchers) {
-        if (w.state === 'live' && (w.cursor < page.lastSeq || finished)) this.#toReplay(entry, w);
+      const positions = await this.#store.readPositions(entries.map((e) => e.taskId));
+      for (const entry of entries) {
+        const position = positions.get(entry.taskId);
+        if (position === undefined || entry.removed) continue;
+        const finished = TERMINAL_STATUSES.has(position.status);
+        for (const w of entry.watchers) {
+          if (w.state === 'live' && (w.cursor < position.lastSeq || finished)) this.#toReplay(entry, w);
+        }
       }
     } catch (err) {
       this.#onError(err);
     } finally {
-      entry.checking = false;
+      for (const entry of entries) entry.checking = false;
     }
   }
 

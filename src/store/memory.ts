@@ -1,5 +1,5 @@
 import type {
-  CancelResult, ClaimedRun, EventPage, EventRecord, FinishResult, FinishRun, LeaseRenewal, ListFilter, MigrationReport,
+  CancelResult, ClaimedRun, EventPage, EventRecord, FinishResult, FinishRun, LeaseRenewal, ListFilter, LogPosition, MigrationReport,
   NewEvent, NewTask, PageLimit, RecoveryEvents, RequeueRun, StateEvent, Store, TaskError, TaskRecord, TaskStatus,
 } from './types.js';
 import { TERMINAL_STATUSES } from './types.js';
@@ -241,6 +241,15 @@ export class MemoryStore implements Store {
       bytes += e.json.length;
     }
     return { events, firstSeq: r.firstSeq, lastSeq: r.lastSeq, status: r.status };
+  }
+
+  async readPositions(taskIds: readonly number[]): Promise<Map<number, LogPosition>> {
+    const positions = new Map<number, LogPosition>();
+    for (const id of taskIds) {
+      const r = this.#db.tasks.get(id);
+      if (r !== undefined) positions.set(id, { firstSeq: r.firstSeq, lastSeq: r.lastSeq, status: r.status });
+    }
+    return positions;
   }
 
   async trimEvents(taskId: number, keepLast: number): Promise<number> {

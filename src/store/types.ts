@@ -67,11 +67,15 @@ export interface PageLimit {
  * finished (then nothing will follow `lastSeq`), and whether retention removed what it asked for
  * (`firstSeq` above `afterSeq + 1`).
  */
-export interface EventPage {
-  readonly events: EventRecord[];
+/** Where a task's log stands: its retained window and its status. */
+export interface LogPosition {
   readonly firstSeq: number;
   readonly lastSeq: number;
   readonly status: TaskStatus;
+}
+
+export interface EventPage extends LogPosition {
+  readonly events: EventRecord[];
 }
 
 export interface NewTask {
@@ -222,6 +226,8 @@ export interface Store {
   nextRunDelay(kinds: readonly string[], now: number): Promise<number | null>;
   /** Events after `afterSeq` in seq order, within `page`, with the log's position; undefined when the task does not exist. */
   readEvents(taskId: number, afterSeq: number, page: PageLimit): Promise<EventPage | undefined>;
+  /** The positions of many tasks' logs in one read (the hub's position check); tasks that do not exist are absent. */
+  readPositions(taskIds: readonly number[]): Promise<Map<number, LogPosition>>;
   /**
    * Retention: deletes the task's events older than its `keepLast` newest (never the newest one)
    * and moves `firstSeq`. Returns how many were deleted. Not fenced: it never touches what a

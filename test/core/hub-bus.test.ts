@@ -158,8 +158,8 @@ void describe('a lost bus message costs latency, never an event', () => {
   });
 });
 
-void describe('the position check costs one read per watched task, not per subscriber', () => {
-  void test('30 subscribers on one task and 1 on another: each check reads the store twice', async () => {
+void describe('the position check costs one store read, whatever the watched tasks and their subscribers', () => {
+  void test('30 subscribers on one task and 1 on another: each check is one read of both positions, and no page', async () => {
     const gate = deferred();
     const Held = defineTask({
       app: 'core',
@@ -177,13 +177,16 @@ void describe('the position check costs one read per watched task, not per subsc
     const subs = [...await Promise.all(Array.from({ length: 30 }, () => rt.subscribe(a.id))), await rt.subscribe(b.id)];
     // Every subscriber has had event 1, the last stored: all are live and caught up.
     await within(5000, Promise.all(subs.map((s) => s.next())), 'every subscriber\'s first event');
-    const before = store.reads.calls;
+    const [pagesBefore, checksBefore] = [store.reads.calls, store.reads.positions.length];
     for (let i = 0; i < 3; i++) {
       bus.reconnect(); // a resync runs the position check at once
-      await until(() => store.reads.calls >= before + 2 * (i + 1), 2000, 'the check');
+      await until(() => store.reads.positions.length >= checksBefore + i + 1, 2000, 'the check');
       await new Promise((resolve) => setImmediate(resolve));
     }
-    assert.equal(store.reads.calls - before, 6, 'three checks of two watched tasks');
+    const checks = store.reads.positions.slice(checksBefore);
+    assert.equal(checks.length, 3, 'three checks, one read each');
+    for (const ids of checks) assert.deepEqual([...ids].sort((x, y) => x - y), [a.id, b.id], 'each read asks for both watched tasks');
+    assert.equal(store.reads.calls, pagesBefore, 'caught-up watchers read no page');
     gate.resolve();
     for (const s of subs) await collect(s);
   });

@@ -57,6 +57,23 @@ await describeBackends('store contract', 'contract', (tmp) => {
     }
   });
 
+  void test('readPositions: many logs\' positions in one read; a task that does not exist is absent', async () => {
+    const db = await fresh();
+    try {
+      const a = await running(db.store, 3);
+      const b = await running(db.store, 0);
+      await db.store.trimEvents(a.id, 2);
+      const positions = await db.store.readPositions([a.id, 999_999, b.id]);
+      assert.deepEqual(Object.fromEntries(positions), {
+        [a.id]: { firstSeq: 2, lastSeq: 3, status: 'running' },
+        [b.id]: { firstSeq: 1, lastSeq: 0, status: 'running' },
+      });
+      assert.equal((await db.store.readPositions([])).size, 0);
+    } finally {
+      await db.close();
+    }
+  });
+
   void test('trimEvents keeps the newest, moves firstSeq, never removes the last event; retainEvents does it on finish', async () => {
     const db = await fresh();
     try {
@@ -122,6 +139,37 @@ await describeBackends('store contract', 'contract', (tmp) => {
       assert.deepEqual(await db.store.appendEvents([{ ...batch[0]!, seq: 5 }]), [id], 'a finished run is fenced');
       const stale = await db.store.finishRun({ ...finish, epoch: epoch + 1 });
       assert.deepEqual(stale, { ok: false, reason: 'fenced' });
+    } finally {
+      await db.close();
+    }
+  });
+
+  void test('creates and outcomes made at once each get their own result (stores may write them as one statement)', async () => {
+    const db = await fresh();
+    try {
+      const inputs = Array.from({ length: 30 }, (_, i) => ({ n: i }));
+      const created = await Promise.all(inputs.map((input) => db.store.createTask({
+        app: 'core', type: 'Contract', input, timeoutMs: input.n, idempotencyKey: null, runAt: null, now: Date.now(),
+      })));
+      assert.deepEqual(created.map((c) => c.task.input), inputs, 'each caller gets its own task');
+      assert.deepEqual(created.map((c) => c.task.timeoutMs), inputs.map((i) => i.n));
+      assert.equal(new Set(created.map((c) => c.task.id)).size, 30);
+      const claims = await db.store.claimTasks({ owner: 'me', kinds: [KIND], limit: 30, leaseMs: 60_000, now: Date.now() });
+      assert.equal(claims.length, 30);
+      const [fenced, yields, ...rest] = claims;
+      await db.store.requestCancel(yields!.task.id, 'stop', runtimeEvents.cancelled('stop'), Date.now());
+      const finish = (c: typeof fenced, epoch = c!.epoch) => db.store.finishRun({
+        taskId: c!.task.id, epoch, status: 'completed', finalValue: String(c!.task.id), event: runtimeEvents.complete(String(c!.task.id)),
+        unlessCancelRequested: true, retainEvents: undefined, now: Date.now(),
+      });
+      const results = await Promise.all([finish(fenced, fenced!.epoch + 1), finish(yields), ...rest.map((c) => finish(c))]);
+      assert.deepEqual(results[0], { ok: false, reason: 'fenced' });
+      assert.deepEqual(results[1], { ok: false, reason: 'cancel_requested', cancelReason: 'stop' });
+      for (const [i, r] of results.slice(2).entries()) {
+        assert.ok(r.ok, `run ${rest[i]!.task.id} finished`);
+        assert.deepEqual({ taskId: r.event.taskId, seq: r.event.seq, json: r.event.json }, { taskId: rest[i]!.task.id, seq: 1, json: runtimeEvents.complete(String(rest[i]!.task.id)).json });
+        assert.equal((await db.store.getTask(rest[i]!.task.id))?.finalValue, rest[i]!.task.id);
+      }
     } finally {
       await db.close();
     }

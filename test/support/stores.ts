@@ -13,15 +13,23 @@ export interface ReadLog {
   readonly times: Map<number, number>;
   /** `readEvents` calls, whatever they returned. */
   calls: number;
+  /** `readPositions` calls (the position check), each with the tasks it asked for. */
+  readonly positions: Array<readonly number[]>;
 }
 
 export function countingStore(inner: Store): Store & { reads: ReadLog } {
   const pages: ReadLog['pages'] = [];
   const times = new Map<number, number>();
-  const reads: ReadLog = { pages, times, calls: 0, rows: () => pages.reduce((n, p) => n + p.rows, 0) };
+  const reads: ReadLog = { pages, times, calls: 0, positions: [], rows: () => pages.reduce((n, p) => n + p.rows, 0) };
   return new Proxy(inner, {
     get(target, key, receiver) {
       if (key === 'reads') return reads;
+      if (key === 'readPositions') {
+        return async (taskIds: readonly number[]) => {
+          reads.positions.push([...taskIds]);
+          return target.readPositions(taskIds);
+        };
+      }
       if (key === 'readEvents') {
         return async (...args: Parameters<Store['readEvents']>) => {
           reads.calls += 1;

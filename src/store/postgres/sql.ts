@@ -30,6 +30,13 @@ export function statements(schema: string) {
       VALUES ($1, $2, 'pending', $3, $4, COALESCE(to_timestamp($5::float8 / 1000), now()), $6)
       ON CONFLICT (app, type, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
       RETURNING ${cols}`,
+    // Group commit of creates without a key: one tick's creates in one statement. Identities are
+    // drawn in the SELECT's order, so the rows sorted by id are the inputs in order.
+    insertTasks: `INSERT INTO ${s}.tasks (app, type, status, input, timeout_ms, run_at)
+      SELECT b.app, b.type, 'pending', b.input, b.timeout_ms, COALESCE(to_timestamp(b.run_at / 1000), now())
+      FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::float8[]) WITH ORDINALITY AS b(app, type, input, timeout_ms, run_at, n)
+      ORDER BY b.n
+      RETURNING ${cols}`,
     byIdempotencyKey: `SELECT ${cols} FROM ${s}.tasks WHERE app = $1 AND type = $2 AND idempotency_key = $3`,
     getTask: `SELECT ${cols} FROM ${s}.tasks WHERE id = $1`,
     listTasks: (where: string) => `SELECT ${cols} FROM ${s}.tasks ${where} ORDER BY id DESC LIMIT $1`,
@@ -71,17 +78,22 @@ export function statements(schema: string) {
         WHERE e.task_id IN (SELECT id FROM ok))
       SELECT array(SELECT id FROM ok) AS accepted`,
     fence: `SELECT id, status, lease_epoch, last_seq, cancel_requested FROM ${s}.tasks WHERE id = ANY($1::bigint[])`,
-    // The terminal event and the status in one statement (one transaction); retention in it too.
-    finish: `WITH ok AS (
-        UPDATE ${s}.tasks SET status = $3::text, finished_at = now(), completed_at = CASE WHEN $3::text = 'completed' THEN now() END,
-          final_value = $4, error = $5, cancel_reason = $6, last_seq = last_seq + 1,
-          first_seq = CASE WHEN $9::int IS NULL THEN first_seq ELSE GREATEST(first_seq, last_seq + 2 - $9::int) END,
+    // The terminal events and statuses of one tick's finished runs in one statement (one
+    // transaction); retention in it too. A run that no longer matches (fenced, or a cancel it
+    // must yield to) returns no row.
+    finish: `WITH b AS (SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+          $8::text[], $9::int[], $10::boolean[], $11::bigint[])
+        AS b(id, epoch, status, final_value, error, cancel_reason, type, data, keep, yields, at)),
+      ok AS (
+        UPDATE ${s}.tasks t SET status = b.status, finished_at = now(), completed_at = CASE WHEN b.status = 'completed' THEN now() END,
+          final_value = b.final_value, error = b.error, cancel_reason = b.cancel_reason, last_seq = t.last_seq + 1,
+          first_seq = CASE WHEN b.keep IS NULL THEN t.first_seq ELSE GREATEST(t.first_seq, t.last_seq + 2 - b.keep) END,
           lease_owner = NULL, lease_expires_at = NULL
-        WHERE id = $1 AND lease_epoch = $2 AND status = 'running' AND (NOT $10::boolean OR cancel_requested IS NULL)
-        RETURNING id, last_seq, first_seq),
-      ins AS (INSERT INTO ${s}.events (task_id, seq, type, data, at) SELECT id, last_seq, $7::text, $8::text, $11::bigint FROM ok),
+        FROM b WHERE t.id = b.id AND t.lease_epoch = b.epoch AND t.status = 'running' AND (NOT b.yields OR t.cancel_requested IS NULL)
+        RETURNING t.id, t.last_seq, t.first_seq, b.type, b.data, b.at),
+      ins AS (INSERT INTO ${s}.events (task_id, seq, type, data, at) SELECT id, last_seq, type, data, at FROM ok),
       del AS (DELETE FROM ${s}.events d USING ok WHERE d.task_id = ok.id AND d.seq < ok.first_seq)
-      SELECT last_seq FROM ok`,
+      SELECT id, last_seq FROM ok`,
     requeue: `WITH ok AS (
         UPDATE ${s}.tasks SET status = 'pending', run_at = now() + $3 * interval '1 millisecond', error = COALESCE($4, error),
           last_seq = last_seq + 1, lease_owner = NULL, lease_expires_at = NULL
@@ -121,6 +133,7 @@ export function statements(schema: string) {
           FROM ${s}.events WHERE task_id = t.id AND seq > $2::bigint ORDER BY seq LIMIT $3) w
         WHERE w.before < $4) e ON true
       WHERE t.id = $1 ORDER BY e.seq`,
+    positions: `SELECT id, first_seq, last_seq, status FROM ${s}.tasks WHERE id = ANY($1::bigint[])`,
     trim: `WITH t AS (UPDATE ${s}.tasks SET first_seq = GREATEST(first_seq, last_seq - $2 + 1) WHERE id = $1 RETURNING first_seq),
       d AS (DELETE FROM ${s}.events WHERE task_id = $1 AND seq < (SELECT first_seq FROM t) RETURNING 1)
       SELECT count(*)::int AS deleted FROM d`,

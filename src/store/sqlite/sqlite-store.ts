@@ -3,7 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { StoreUnavailableError } from '../../errors.js';
 import type {
-  CancelResult, ClaimedRun, EventPage, EventRecord, FinishResult, FinishRun, LeaseRenewal, ListFilter, MigrationReport,
+  CancelResult, ClaimedRun, EventPage, EventRecord, FinishResult, FinishRun, LeaseRenewal, ListFilter, LogPosition, MigrationReport,
   NewEvent, NewTask, PageLimit, RecoveryEvents, RequeueRun, StateEvent, Store, TaskError, TaskRecord, TaskStatus,
 } from '../types.js';
 
@@ -287,6 +287,17 @@ export class SqliteStore implements Store {
       }
       return { events, firstSeq: top.first_seq, lastSeq: top.last_seq, status: top.status };
     }).deferred();
+  }
+
+  async readPositions(taskIds: readonly number[]): Promise<Map<number, LogPosition>> {
+    const positions = new Map<number, LogPosition>();
+    this.#db.transaction(() => {
+      for (const id of taskIds) {
+        const top = this.#q.position.get(id) as { first_seq: number; last_seq: number; status: TaskStatus } | undefined;
+        if (top !== undefined) positions.set(id, { firstSeq: top.first_seq, lastSeq: top.last_seq, status: top.status });
+      }
+    }).deferred();
+    return positions;
   }
 
   async trimEvents(taskId: number, keepLast: number): Promise<number> {
