@@ -166,6 +166,20 @@ for (const backend of backends) {
       off();
     });
 
+    test('batches of many tasks published in one tick each reach their own subscriber, in order', async () => {
+      const pair = await backend.open();
+      const ids = Array.from({ length: 20 }, (_, i) => 100 + i);
+      const collectors = new Map(ids.map((id) => [id, collector()]));
+      const offs = await Promise.all(ids.map((id) => pair.a.subscribeEvents(id, collectors.get(id)!.listener)));
+      for (let seq = 1; seq <= 3; seq++) for (const id of ids) publish(pair, id, [event(id, seq)]);
+      for (const id of ids) {
+        const c = collectors.get(id)!;
+        await c.until(3);
+        assert.deepEqual(c.got.map((e) => [e.taskId, e.seq]), [[id, 1], [id, 2], [id, 3]]);
+      }
+      for (const off of offs) off();
+    });
+
     test('a task nobody here watches is not delivered; the last unsubscribe stops delivery', async () => {
       const pair = await backend.open();
       const { a, b } = pair;
@@ -260,6 +274,28 @@ describe('redis bus under faults', { skip: backends[1]!.skip }, () => {
     publish(pair, 11, [event(11, 1)]);
     await c.until(1);
     assert.equal(c.got[0]!.seq, 1);
+  });
+
+  test('one tick\'s publishes go as one EVAL; a server that refuses scripts gets them one by one, in order', async () => {
+    const pair = await faulty();
+    const { a, b, faults } = pair;
+    const c = collector();
+    const off = await b.subscribeEvents(12, c.listener);
+    const send = (seqs: number[]): void => {
+      const events = seqs.map((seq) => event(12, seq));
+      pair.log.add(events);
+      for (const e of events) a.publishEvents(12, [e]);
+    };
+    send([1, 2, 3]);
+    await c.until(3);
+    assert.equal(faults.evals, 1, 'three publishes of one tick, one command');
+    faults.refuseScripts = true;
+    send([4, 5, 6]);
+    send([7, 8]);
+    await c.until(8);
+    assert.deepEqual(c.got.map((e) => e.seq), [1, 2, 3, 4, 5, 6, 7, 8]);
+    assert.equal(faults.evals, 2, 'refused once, then no more EVAL');
+    off();
   });
 
   test('a dropped message is gone (at-most-once), and the next one still arrives', async () => {

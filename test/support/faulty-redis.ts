@@ -1,7 +1,8 @@
 /**
  * Fault injection for the Redis bus: a node-redis client wrapped in the bus's `RedisClientSlice`,
  * whose subscriber connections (made by `duplicate()`) can acknowledge SUBSCRIBE late, drop
- * messages, or go deaf (stay connected and hear nothing, like a half-open TCP connection).
+ * messages, or go deaf (stay connected and hear nothing, like a half-open TCP connection); and
+ * whose publisher can refuse scripts, as a server whose ACL denies EVAL does.
  */
 import { createClient } from 'redis';
 import type { RedisClientSlice } from '../../src/bus/redis/index.js';
@@ -15,6 +16,10 @@ export interface Faults {
   deafen(): void;
   /** How many subscriber connections were made. */
   subscribers: number;
+  /** EVAL is refused with NOPERM (an ACL without scripting). */
+  refuseScripts: boolean;
+  /** EVAL commands sent, refused ones included. */
+  evals: number;
 }
 
 type Listener = (message: string, channel: string) => void;
@@ -22,7 +27,7 @@ type Client = ReturnType<typeof createClient>;
 
 export function faultyClient(url: string, name: string): { client: RedisClientSlice; faults: Faults } {
   let current = { deaf: false };
-  const faults: Faults = { subscribeDelayMs: 0, dropEvents: 0, subscribers: 0, deafen: () => void (current.deaf = true) };
+  const faults: Faults = { subscribeDelayMs: 0, dropEvents: 0, subscribers: 0, deafen: () => void (current.deaf = true), refuseScripts: false, evals: 0 };
   const wrap = (real: Client): RedisClientSlice => {
     const state = { deaf: false };
     // node-redis keeps a channel's listeners in a Set: the same listener must map to the same wrapper.
@@ -37,6 +42,12 @@ export function faultyClient(url: string, name: string): { client: RedisClientSl
         return sub;
       },
       publish: (channel, message) => real.publish(channel, message),
+      sendCommand: async (args) => {
+        if (args[0] !== 'EVAL') return real.sendCommand(args);
+        faults.evals++;
+        if (faults.refuseScripts) throw new Error("NOPERM User default has no permissions to run the 'eval' command");
+        return real.sendCommand(args);
+      },
       subscribe: async (channel, listener: Listener) => {
         if (faults.subscribeDelayMs > 0) await new Promise((r) => setTimeout(r, faults.subscribeDelayMs));
         let wrapped = wrappers.get(listener);

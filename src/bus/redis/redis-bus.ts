@@ -15,6 +15,8 @@ export interface RedisClientSlice {
   /** A new, unconnected client with the same options: the bus's subscriber connection. */
   duplicate(): RedisClientSlice;
   publish(channel: string, message: string): Promise<unknown>;
+  /** A raw command (node-redis `sendCommand`); when present, the publishes of one tick go as one EVAL. */
+  sendCommand?(args: string[]): Promise<unknown>;
   subscribe(channel: string, listener: (message: string, channel: string) => void): Promise<unknown>;
   unsubscribe(channel: string): Promise<unknown>;
   ping(): Promise<unknown>;
@@ -42,6 +44,11 @@ export interface RedisBusOptions {
 
 type Create = (url: string | undefined) => Promise<RedisClientSlice>;
 
+/** Publishes (channel, message) pairs in order: one command for a tick's publishes instead of one each. */
+const PUBLISH_ALL = "for i = 1, #ARGV, 2 do redis.call('PUBLISH', ARGV[i], ARGV[i + 1]) end return 0";
+/** Message bytes per EVAL, so that one command stays bounded whatever the batch. */
+const EVAL_MAX_BYTES = 1 << 20;
+
 /**
  * A bus over Redis pub/sub, at-most-once: one publisher and one subscriber connection per
  * process. A task channel is subscribed on its first local watcher and unsubscribed after its
@@ -67,6 +74,10 @@ export class RedisBus implements Bus {
   #connecting: Promise<void> | undefined;
   #probe: { timer: ReturnType<typeof setInterval>; nonce: string | undefined; sentAt: number; replacing: boolean } | undefined;
   #closed = false;
+  /** This tick's publishes, as channel, message, channel, message…; sent after the current task. */
+  #outbox: string[] = [];
+  /** Set when the server refuses EVAL (ACL, a proxy without scripting): publish one by one. */
+  #noScripting = false;
 
   constructor(options: RedisBusOptions, create: Create) {
     this.#options = options;
@@ -231,16 +242,70 @@ export class RedisBus implements Bus {
 
   /** Fire and forget: a publish while Redis is down is dropped and reported, never queued or thrown. */
   #send(channel: string, encode: () => string): void {
-    const pub = this.#pub;
     if (this.#closed) return;
-    if (pub === undefined || !pub.isReady) {
+    if (this.#pub === undefined || !this.#pub.isReady) {
       this.#errors.fail(new Error('taskstream redis bus: not connected; message dropped'));
       return;
     }
+    let message: string;
     try {
-      pub.publish(channel, encode()).catch((err: unknown) => this.#errors.fail(err));
+      message = encode();
     } catch (err) {
       this.#errors.fail(err);
+      return;
+    }
+    if (this.#outbox.length === 0) queueMicrotask(() => this.#flush());
+    this.#outbox.push(channel, message);
+  }
+
+  /**
+   * Sends what this tick published, in order: a single publish as PUBLISH, more as one EVAL per
+   * EVAL_MAX_BYTES (one command instead of one per task: the writer publishes every task of a
+   * batch in the same tick).
+   */
+  #flush(): void {
+    const pairs = this.#outbox;
+    this.#outbox = [];
+    const pub = this.#pub;
+    if (this.#closed || pub === undefined) return;
+    if (pairs.length === 2 || pub.sendCommand === undefined || this.#noScripting) {
+      this.#publishEach(pub, pairs);
+      return;
+    }
+    let start = 0;
+    let bytes = 0;
+    for (let i = 0; i < pairs.length; i += 2) {
+      bytes += pairs[i + 1]!.length;
+      if (bytes >= EVAL_MAX_BYTES || i + 2 === pairs.length) {
+        this.#evalPublish(pub, pairs.slice(start, i + 2));
+        start = i + 2;
+        bytes = 0;
+      }
+    }
+  }
+
+  #evalPublish(pub: RedisClientSlice, pairs: string[]): void {
+    if (pairs.length === 2) {
+      this.#publishEach(pub, pairs);
+      return;
+    }
+    pub.sendCommand!(['EVAL', PUBLISH_ALL, '0', ...pairs]).catch((err: unknown) => {
+      if (!/NOPERM|unknown command|NOSCRIPT|not allowed/i.test(String(err))) {
+        this.#errors.fail(err);
+        return;
+      }
+      this.#noScripting = true;
+      this.#publishEach(pub, pairs);
+    });
+  }
+
+  #publishEach(pub: RedisClientSlice, pairs: readonly string[]): void {
+    for (let i = 0; i < pairs.length; i += 2) {
+      try {
+        pub.publish(pairs[i]!, pairs[i + 1]!).catch((err: unknown) => this.#errors.fail(err));
+      } catch (err) {
+        this.#errors.fail(err);
+      }
     }
   }
 
