@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
 import type {
-  CancelResult, ClaimedRun, EventPage, EventRecord, FinishResult, FinishRun, LeaseRenewal, ListFilter, MigrationReport,
+  CancelResult, ClaimedRun, EventPage, EventRecord, FinishResult, FinishRun, LeaseRenewal, ListFilter, LogPosition, MigrationReport,
   NewEvent, NewTask, PageLimit, RecoveryEvents, RequeueRun, StateEvent, Store, TaskError, TaskRecord, TaskStatus,
 } from '../types.js';
 import { TERMINAL_STATUSES } from '../types.js';
+import { TickBatch } from './batch.js';
 import { migrate } from './migrate.js';
 import { isTransient, openPool, type PgClient, type PgPool, type PgQueryConfig, withRetry } from './pool.js';
 import { type Statements, statements } from './sql.js';
@@ -58,6 +59,10 @@ export class PostgresStore implements Store {
   #closed = false;
   /** The last multi-row write of run-owned rows started (append, renewal, release); see #oneAtATime. */
   #rowWrites: Promise<unknown> = Promise.resolve();
+  /** Creates without an idempotency key, one statement per tick. */
+  readonly #creates = new TickBatch<NewTask, TaskRow>((tasks) => this.#insertTasks(tasks), () => ({}));
+  /** Outcomes, one statement per tick; each gets its stored last seq, or undefined when refused. */
+  readonly #finishes = new TickBatch<FinishRun, number | undefined>((runs) => this.#finishRuns(runs), (f) => f.taskId);
 
   constructor(options: PostgresStoreOptions) {
     if (options === null || typeof options !== 'object') throw new TypeError('postgresStore: options are required');
@@ -96,8 +101,8 @@ export class PostgresStore implements Store {
 
   async createTask(t: NewTask): Promise<{ task: TaskRecord; created: boolean }> {
     // Without an idempotency key a second try could create the task twice: one try only.
-    const attempts = t.idempotencyKey === null ? 1 : this.#retries;
-    return withRetry('createTask', attempts, async () => {
+    if (t.idempotencyKey === null) return withRetry('createTask', 1, async () => ({ task: toTask(await this.#creates.add(t)), created: true }));
+    return withRetry('createTask', this.#retries, async () => {
       const values = [t.app, t.type, JSON.stringify(t.input ?? null), t.timeoutMs, t.runAt, t.idempotencyKey];
       const inserted = await this.#run<TaskRow>('insertTask', values);
       if (inserted[0] !== undefined) return { task: toTask(inserted[0]), created: true };
@@ -190,13 +195,30 @@ export class PostgresStore implements Store {
 
   async finishRun(f: FinishRun): Promise<FinishResult> {
     return this.#retry('finishRun', async (pool) => {
-      const r = await this.#exec<{ last_seq: number }>(pool, 'finish', [
-        f.taskId, f.epoch, f.status, f.finalValue ?? null, f.error ? JSON.stringify(f.error) : null, f.cancelReason ?? null,
-        f.event.type, f.event.json, f.retainEvents ?? null, f.unlessCancelRequested, f.now,
-      ]);
-      if (r.rows[0] !== undefined) return { ok: true, event: stateEvent(f.taskId, r.rows[0].last_seq, f.event, f.now) };
+      const lastSeq = await this.#finishes.add(f);
+      if (lastSeq !== undefined) return { ok: true, event: stateEvent(f.taskId, lastSeq, f.event, f.now) };
       return this.#refusal(pool, f.taskId, f.epoch, (row) => row.status === f.status);
     });
+  }
+
+  async #insertTasks(tasks: readonly NewTask[]): Promise<TaskRow[]> {
+    const rows = await this.#run<TaskRow>('insertTasks', [
+      tasks.map((t) => t.app), tasks.map((t) => t.type), tasks.map((t) => JSON.stringify(t.input ?? null)),
+      tasks.map((t) => t.timeoutMs), tasks.map((t) => t.runAt),
+    ]);
+    return rows.sort((a, b) => Number(a.id) - Number(b.id));
+  }
+
+  /** One statement for a tick's outcomes; one at a time with appends and renewals (it locks many task rows). */
+  async #finishRuns(runs: readonly FinishRun[]): Promise<Array<number | undefined>> {
+    const rows = await this.#oneAtATime(() => this.#run<{ id: string; last_seq: number }>('finish', [
+      runs.map((f) => f.taskId), runs.map((f) => f.epoch), runs.map((f) => f.status), runs.map((f) => f.finalValue ?? null),
+      runs.map((f) => (f.error ? JSON.stringify(f.error) : null)), runs.map((f) => f.cancelReason ?? null),
+      runs.map((f) => f.event.type), runs.map((f) => f.event.json), runs.map((f) => f.retainEvents ?? null),
+      runs.map((f) => f.unlessCancelRequested), runs.map((f) => f.now),
+    ]));
+    const stored = new Map(rows.map((r) => [Number(r.id), r.last_seq]));
+    return runs.map((f) => stored.get(f.taskId));
   }
 
   async requeueRun(q: RequeueRun): Promise<FinishResult> {
@@ -267,6 +289,12 @@ export class PostgresStore implements Store {
     if (top === undefined) return undefined;
     const events = rows.filter((r) => r.seq !== null).map((r) => ({ taskId, seq: r.seq!, type: r.type, json: r.data, at: Number(r.at) }));
     return { events, firstSeq: top.first_seq, lastSeq: top.last_seq, status: top.status };
+  }
+
+  async readPositions(taskIds: readonly number[]): Promise<Map<number, LogPosition>> {
+    if (taskIds.length === 0) return new Map();
+    const rows = await this.#read<{ id: string; first_seq: number; last_seq: number; status: TaskStatus }>('positions', [taskIds]);
+    return new Map(rows.map((r) => [Number(r.id), { firstSeq: r.first_seq, lastSeq: r.last_seq, status: r.status }]));
   }
 
   async trimEvents(taskId: number, keepLast: number): Promise<number> {
