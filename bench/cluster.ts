@@ -9,6 +9,7 @@
  *    another, beside BullMQ's `job.updateProgress` in a worker process → QueueEvents.
  *
  *   node --import tsx bench/cluster.ts [--quick] [--tasks 10000] [--events 10] [--json]
+ *     [--lines bull1,pg1,sqlite1,bull2,pg2,sqlite2,latency] [--cpu-prof DIR]
  *
  * See bench/README.md (section "cluster") for what each line does and the figures.
  */
@@ -20,7 +21,7 @@ import { createParser } from 'eventsource-parser';
 import pg from 'pg';
 import { createClient } from 'redis';
 import { createNodeRedisClient, Queue, QueueEvents, RedisConnection } from 'bullmq';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTaskstream, sqliteStore } from '../src/index.js';
@@ -34,6 +35,8 @@ const { values: flags } = parseArgs({
     events: { type: 'string', default: '10' },
     concurrency: { type: 'string', default: '100' },
     samples: { type: 'string' },
+    lines: { type: 'string', default: 'bull1,pg1,sqlite1,bull2,pg2,sqlite2,latency' },
+    'cpu-prof': { type: 'string' },
     pg: { type: 'string', default: process.env.TASKSTREAM_BENCH_PG ?? 'postgres://postgres@127.0.0.1:5432/postgres' },
     redis: { type: 'string', default: process.env.TASKSTREAM_BENCH_REDIS ?? 'redis://127.0.0.1:6379' },
     json: { type: 'boolean', default: false },
@@ -56,7 +59,8 @@ RedisConnection.clientFactory = () => createNodeRedisClient(createClient({ url: 
 
 /** Spawns a node process (through tsx) and resolves once a stdout line matches `ready`. */
 async function child(args: string[], ready: RegExp): Promise<{ proc: ChildProcess; match: RegExpMatchArray }> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const prof = flags['cpu-prof'] === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', flags['cpu-prof']];
+  const proc = spawn(process.execPath, [...prof, '--import', 'tsx', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(proc);
   proc.once('exit', () => children.delete(proc));
   let out = '';
@@ -134,7 +138,48 @@ async function pool(count: number, fn: (i: number) => Promise<void>, slots = IN_
   }));
 }
 
-interface Line { name: string; jobsPerSec: number; eventsPerSec: number; seconds: number }
+interface Line { name: string; jobsPerSec: number; eventsPerSec: number; seconds: number; cpu: Cpu }
+
+/** CPU seconds (user + system) spent during a line, by who spent them. */
+interface Cpu { workers: number; producer: number; postgres: number; redis: number }
+
+/** CPU seconds so far of the processes whose command name is `comm` (Linux /proc; 0 elsewhere). */
+function cpuOf(match: (pid: number, comm: string) => boolean): number {
+  let ticks = 0;
+  let entries: string[];
+  try { entries = readdirSync('/proc'); } catch { return 0; }
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const close = stat.lastIndexOf(')');
+      const comm = stat.slice(stat.indexOf('(') + 1, close);
+      if (!match(Number(entry), comm)) continue;
+      const fields = stat.slice(close + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch { /* the process ended meanwhile */ }
+  }
+  return ticks / 100; // USER_HZ
+}
+
+/** Starts measuring CPU; the returned function gives what each party spent since. */
+function cpuMeter(workers: () => readonly ChildProcess[]): () => Cpu {
+  const sample = (): Cpu => {
+    const pids = new Set(workers().map((p) => p.pid));
+    const self = process.cpuUsage();
+    return {
+      workers: cpuOf((pid) => pids.has(pid)),
+      producer: (self.user + self.system) / 1e6,
+      postgres: cpuOf((_, comm) => comm === 'postgres'),
+      redis: cpuOf((_, comm) => comm.startsWith('redis-server')),
+    };
+  };
+  const t0 = sample();
+  return () => {
+    const t1 = sample();
+    return { workers: t1.workers - t0.workers, producer: t1.producer - t0.producer, postgres: t1.postgres - t0.postgres, redis: t1.redis - t0.redis };
+  };
+}
 
 /**
  * taskstream: `processes` serve processes; tasks created over HTTP (round robin); a watcher
@@ -151,6 +196,7 @@ async function taskstreamThroughput(processes: number, on: 'postgres' | 'sqlite'
     const watcher = await createTaskstream({ store, bus: redisBus({ url: flags.redis, prefix }), tasks: [] });
     try {
       let events = 0;
+      const cpu = cpuMeter(() => servers.map((s) => s.proc));
       const t0 = performance.now();
       await pool(TASKS, async (i) => {
         const res = await fetch(`${servers[i % processes]!.url}/tasks/bench/Burst`, {
@@ -166,7 +212,8 @@ async function taskstreamThroughput(processes: number, on: 'postgres' | 'sqlite'
         events += n;
       }, WATCHED);
       const seconds = (performance.now() - t0) / 1000;
-      return { name: `taskstream, ${processes} serve process${processes > 1 ? 'es' : ''} (${on === 'postgres' ? 'PostgreSQL' : 'one SQLite file'} + Redis)`, jobsPerSec: TASKS / seconds, eventsPerSec: events / seconds, seconds };
+      const spent = cpu();
+      return { cpu: spent, name: `taskstream, ${processes} serve process${processes > 1 ? 'es' : ''} (${on === 'postgres' ? 'PostgreSQL' : 'one SQLite file'} + Redis)`, jobsPerSec: TASKS / seconds, eventsPerSec: events / seconds, seconds };
     } finally {
       await watcher.close();
       for (const s of servers) await stop(s.proc);
@@ -195,11 +242,12 @@ async function bullmqThroughput(workers: number): Promise<Line> {
         if (++completed === TASKS) resolve();
       });
     });
+    const cpu = cpuMeter(() => procs);
     const t0 = performance.now();
     await pool(TASKS, async (i) => void (await queue.add('job', { i }, { removeOnComplete: true })));
     await done;
     const seconds = (performance.now() - t0) / 1000;
-    return { name: `BullMQ 6, ${workers} worker process${workers > 1 ? 'es' : ''} + QueueEvents`, jobsPerSec: TASKS / seconds, eventsPerSec: (progress + completed) / seconds, seconds };
+    return { cpu: cpu(), name: `BullMQ 6, ${workers} worker process${workers > 1 ? 'es' : ''} + QueueEvents`, jobsPerSec: TASKS / seconds, eventsPerSec: (progress + completed) / seconds, seconds };
   } finally {
     for (const p of procs) await stop(p);
     await events.close();
@@ -278,42 +326,59 @@ async function bullmqLatency(): Promise<{ p50: number; p99: number; max: number 
   }
 }
 
+const LINES: Record<string, () => Promise<Line>> = {
+  bull1: () => bullmqThroughput(1), pg1: () => taskstreamThroughput(1, 'postgres'), sqlite1: () => taskstreamThroughput(1, 'sqlite'),
+  bull2: () => bullmqThroughput(2), pg2: () => taskstreamThroughput(2, 'postgres'), sqlite2: () => taskstreamThroughput(2, 'sqlite'),
+};
+
 async function main(): Promise<void> {
+  const chosen = flags.lines.split(',').map((l) => l.trim()).filter((l) => l !== '');
+  const unknown = chosen.filter((l) => l !== 'latency' && !(l in LINES));
+  if (unknown.length > 0) throw new Error(`--lines: unknown ${unknown.join(', ')}; choose from ${[...Object.keys(LINES), 'latency'].join(', ')}`);
   log(`cluster bench: ${TASKS} tasks × ${EVENTS} events, concurrency ${CONCURRENCY} per process; latency ${SAMPLES} events every ${TICK_MS} ms`);
-  const lines: Line[] = [];
-  for (const run of [
-    () => bullmqThroughput(1), () => taskstreamThroughput(1, 'postgres'), () => taskstreamThroughput(1, 'sqlite'),
-    () => bullmqThroughput(2), () => taskstreamThroughput(2, 'postgres'), () => taskstreamThroughput(2, 'sqlite'),
-  ]) {
-    const line = await run();
+  const lines = new Map<string, Line>();
+  for (const key of chosen.filter((l) => l !== 'latency')) {
+    const line = await LINES[key]!();
     log(`  ${line.name}: ${line.jobsPerSec.toFixed(0)} jobs/s (${line.seconds.toFixed(1)} s)`);
-    lines.push(line);
+    lines.set(key, line);
   }
-  const latency = { taskstream: await taskstreamLatency('postgres'), sqlite: await taskstreamLatency('sqlite'), bullmq: await bullmqLatency() };
-  const [b1, t1, s1, b2, t2, s2] = lines as [Line, Line, Line, Line, Line, Line];
+  const latency = chosen.includes('latency')
+    ? { taskstream: await taskstreamLatency('postgres'), sqlite: await taskstreamLatency('sqlite'), bullmq: await bullmqLatency() }
+    : undefined;
   if (flags.json) {
-    process.stdout.write(`${JSON.stringify({ tasks: TASKS, events: EVENTS, lines, latency }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ tasks: TASKS, events: EVENTS, lines: [...lines.values()], latency }, null, 2)}\n`);
     return;
   }
-  const row = (l: Line, ref: Line): string => `| ${l.name} | ${l.jobsPerSec.toFixed(0)} | ${l.eventsPerSec.toFixed(0)} | ${(l.jobsPerSec / ref.jobsPerSec).toFixed(2)} |`;
-  process.stdout.write([
+  const perTask = (cpu: number): string => (cpu * 1000 / TASKS).toFixed(2);
+  const row = (key: string, l: Line): string => {
+    const ref = lines.get(`bull${key.slice(-1)}`);
+    const c = l.cpu;
+    return `| ${l.name} | ${l.jobsPerSec.toFixed(0)} | ${l.eventsPerSec.toFixed(0)} | ${ref === undefined ? '' : (l.jobsPerSec / ref.jobsPerSec).toFixed(2)} ` +
+      `| ${perTask(c.workers)} | ${perTask(c.producer)} | ${perTask(c.postgres)} | ${perTask(c.redis)} | ${perTask(c.workers + c.producer + c.postgres + c.redis)} |`;
+  };
+  const out = [
     `Throughput: ${TASKS} tasks × ${EVENTS} progress events, every task watched`,
     '',
-    '| | jobs/s | events/s delivered | ratio to BullMQ (same process count) |',
-    '|---|---:|---:|---:|',
-    row(b1, b1), row(t1, b1), row(s1, b1), row(b2, b2), row(t2, b2), row(s2, b2),
+    '| | jobs/s | events/s delivered | ratio to BullMQ (same process count) | CPU ms/task: servers or workers | producer + watcher | PostgreSQL | Redis | all |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ...[...lines].map(([key, l]) => row(key, l)),
     '',
-    `Cross-process latency: ${SAMPLES} events, one every ${TICK_MS} ms`,
-    '',
-    '| | p50 ms | p99 ms | max ms |',
-    '|---|---:|---:|---:|',
-    `| taskstream: send in serve A → SSE client on serve B (PostgreSQL + Redis) | ${latency.taskstream.p50.toFixed(2)} | ${latency.taskstream.p99.toFixed(2)} | ${latency.taskstream.max.toFixed(2)} |`,
-    `| taskstream: the same on one SQLite file + Redis | ${latency.sqlite.p50.toFixed(2)} | ${latency.sqlite.p99.toFixed(2)} | ${latency.sqlite.max.toFixed(2)} |`,
-    `| BullMQ: updateProgress in a worker → QueueEvents | ${latency.bullmq.p50.toFixed(2)} | ${latency.bullmq.p99.toFixed(2)} | ${latency.bullmq.max.toFixed(2)} |`,
-    `| ratio (taskstream on PostgreSQL / BullMQ) | ${(latency.taskstream.p50 / latency.bullmq.p50).toFixed(2)} | ${(latency.taskstream.p99 / latency.bullmq.p99).toFixed(2)} | |`,
-    `| ratio (taskstream on SQLite / BullMQ) | ${(latency.sqlite.p50 / latency.bullmq.p50).toFixed(2)} | ${(latency.sqlite.p99 / latency.bullmq.p99).toFixed(2)} | |`,
-    '',
-  ].join('\n'));
+  ];
+  if (latency !== undefined) {
+    out.push(
+      `Cross-process latency: ${SAMPLES} events, one every ${TICK_MS} ms`,
+      '',
+      '| | p50 ms | p99 ms | max ms |',
+      '|---|---:|---:|---:|',
+      `| taskstream: send in serve A → SSE client on serve B (PostgreSQL + Redis) | ${latency.taskstream.p50.toFixed(2)} | ${latency.taskstream.p99.toFixed(2)} | ${latency.taskstream.max.toFixed(2)} |`,
+      `| taskstream: the same on one SQLite file + Redis | ${latency.sqlite.p50.toFixed(2)} | ${latency.sqlite.p99.toFixed(2)} | ${latency.sqlite.max.toFixed(2)} |`,
+      `| BullMQ: updateProgress in a worker → QueueEvents | ${latency.bullmq.p50.toFixed(2)} | ${latency.bullmq.p99.toFixed(2)} | ${latency.bullmq.max.toFixed(2)} |`,
+      `| ratio (taskstream on PostgreSQL / BullMQ) | ${(latency.taskstream.p50 / latency.bullmq.p50).toFixed(2)} | ${(latency.taskstream.p99 / latency.bullmq.p99).toFixed(2)} | |`,
+      `| ratio (taskstream on SQLite / BullMQ) | ${(latency.sqlite.p50 / latency.bullmq.p50).toFixed(2)} | ${(latency.sqlite.p99 / latency.bullmq.p99).toFixed(2)} | |`,
+      '',
+    );
+  }
+  process.stdout.write(out.join('\n'));
 }
 
 try {
