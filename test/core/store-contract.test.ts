@@ -74,6 +74,21 @@ await describeBackends('store contract', 'contract', (tmp) => {
     }
   });
 
+  void test('nextRunDelay: null when nothing of these kinds is delayed (not "due now"), else the time until the earliest', async () => {
+    const db = await fresh();
+    try {
+      assert.equal(await db.store.nextRunDelay([KIND], Date.now()), null, 'an empty store');
+      await running(db.store, 0);
+      assert.equal(await db.store.nextRunDelay([KIND], Date.now()), null, 'a running task is not delayed');
+      await db.store.createTask({ app: 'core', type: 'Contract', input: {}, timeoutMs: null, idempotencyKey: null, runAt: Date.now() + 60_000, now: Date.now() });
+      const delay = await db.store.nextRunDelay([KIND], Date.now());
+      assert.ok(delay !== null && delay > 50_000 && delay <= 60_000, `about a minute, got ${delay}`);
+      assert.equal(await db.store.nextRunDelay(['core/Other'], Date.now()), null, 'another kind');
+    } finally {
+      await db.close();
+    }
+  });
+
   void test('trimEvents keeps the newest, moves firstSeq, never removes the last event; retainEvents does it on finish', async () => {
     const db = await fresh();
     try {

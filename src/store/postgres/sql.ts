@@ -122,7 +122,8 @@ export function statements(schema: string) {
       INSERT INTO ${s}.events (task_id, seq, type, data, at) SELECT id, last_seq, type, data, $5::bigint FROM u
       RETURNING task_id, seq, type, data, at`,
     makeRunnable: `UPDATE ${s}.tasks SET run_at = now() WHERE id = $1 AND status = 'pending' AND run_at > now()`,
-    nextRunDelay: `SELECT GREATEST(0, extract(epoch from min(run_at) - now()) * 1000)::float8 AS ms
+    // GREATEST ignores NULL: without the CASE, "nothing delayed" would read as "due now".
+    nextRunDelay: `SELECT CASE WHEN min(run_at) IS NULL THEN NULL ELSE GREATEST(0, extract(epoch from min(run_at) - now()) * 1000) END::float8 AS ms
       FROM ${s}.tasks WHERE status = 'pending' AND run_at > now() AND ${kinds}`,
     // The page and the log's position in one statement, so one snapshot. The running byte sum
     // stops the page once maxBytes is reached (the row that crosses it is the last one).
