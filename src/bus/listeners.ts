@@ -94,7 +94,10 @@ export class Listeners {
 /** A command as it travels between processes; anything else received is ignored (reported). */
 export function parseCommand(text: string): Command | undefined {
   const value = JSON.parse(text) as Partial<Record<string, unknown>>;
-  if (value.kind === 'wake') return { kind: 'wake' };
+  if (value.kind === 'wake') {
+    const inMs = value.inMs;
+    return typeof inMs === 'number' && Number.isFinite(inMs) && inMs > 0 ? { kind: 'wake', inMs } : { kind: 'wake' };
+  }
   if (typeof value.taskId !== 'number') return undefined;
   if (value.kind === 'cancel' && typeof value.reason === 'string') return { kind: 'cancel', taskId: value.taskId, reason: value.reason };
   if (value.kind === 'signal' && typeof value.name === 'string') return { kind: 'signal', taskId: value.taskId, name: value.name };

@@ -8,8 +8,8 @@ import type { EventRecord } from '../store/types.js';
 export type Command =
   | { readonly kind: 'cancel'; readonly taskId: number; readonly reason: string }
   | { readonly kind: 'signal'; readonly taskId: number; readonly name: string }
-  /** New runnable work exists: idle schedulers should claim. */
-  | { readonly kind: 'wake' };
+  /** New runnable work exists (in `inMs`, when given; else now): idle schedulers should claim. */
+  | { readonly kind: 'wake'; readonly inMs?: number };
 
 /**
  * What a bus promises about delivery:

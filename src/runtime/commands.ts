@@ -8,6 +8,7 @@ export interface CommandsDeps {
   /** The grace a run of this task type gets after a cancel before it is abandoned. */
   readonly graceFor: (run: ActiveRun) => number;
   readonly schedule: () => void;
+  readonly wakeIn: (ms: number) => void;
   readonly onError: (err: unknown, what: string) => void;
 }
 
@@ -28,7 +29,10 @@ export class Commands {
   handle(command: Command): void {
     if (this.#stopped) return;
     switch (command.kind) {
-      case 'wake': this.#d.schedule(); break;
+      case 'wake':
+        if (command.inMs === undefined) this.#d.schedule();
+        else this.#d.wakeIn(command.inMs);
+        break;
       case 'cancel': this.cancelLocal(command.taskId, command.reason); break;
       case 'signal': this.#d.active.get(command.taskId)?.notifySignal(command.name); break;
     }

@@ -1,4 +1,4 @@
-import type { Bus, Command } from '../bus/types.js';
+import type { Bus } from '../bus/types.js';
 import { isAbortError, isRetryableStoreError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { EventRecord, FinishResult, Store, TaskRecord } from '../store/types.js';
@@ -19,9 +19,10 @@ export interface ExecuteDeps {
   readonly graceMs: number;
   /** How long an outcome write is retried while the store is unavailable (the lease). */
   readonly retryForMs: number;
-  /** Announces stored events and commands; never throws. */
+  /** Announces stored events; never throws. */
   readonly publish: (taskId: number, events: readonly EventRecord[]) => void;
-  readonly announce: (command: Command) => void;
+  /** Work becomes runnable in `ms`: every scheduler hears of it (this one directly). */
+  readonly wakeIn: (ms: number) => void;
   /** Retention: the newest events a type's tasks keep (undefined: all), pruned with the terminal write. */
   readonly retainEvents?: (def: AnyTaskDefinition) => number | undefined;
 }
@@ -79,7 +80,7 @@ async function applyPlan(deps: ExecuteDeps, run: ActiveRun, plan: Plan, retainEv
     deps.emitter.emit('task:finished', { ...runInfo(run.task), status: plan.status });
   } else {
     deps.emitter.emit('task:requeued', { ...runInfo(run.task), reason: plan.reason, runAt: plan.runAt });
-    if (plan.reason === 'retry') deps.announce({ kind: 'wake' });
+    if (plan.reason === 'retry') deps.wakeIn(plan.runAt - now);
   }
 }
 

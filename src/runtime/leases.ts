@@ -17,7 +17,8 @@ export interface LeasesDeps {
   /** Events the sweep wrote (recovered runs), to announce. */
   readonly publish: (events: readonly EventRecord[]) => void;
   /** The sweep found or freed work: claim. */
-  readonly schedule: () => void;
+  /** A claim pass that also looks for delayed work (a sweep finds what a lost announcement missed). */
+  readonly sweepClaims: () => void;
 }
 
 /**
@@ -90,6 +91,6 @@ export class Leases {
     } catch (err) {
       d.logger.error({ err }, 'taskstream: recovering expired runs failed');
     }
-    d.schedule();
+    d.sweepClaims();
   }
 }

@@ -156,7 +156,7 @@ export class Taskstream implements AsyncDisposable {
     });
     const schedule = (): void => this.#scheduler.schedule();
     this.#commands = new Commands({
-      bus: this.bus, active: this.#active, schedule, onError: onFault,
+      bus: this.bus, active: this.#active, schedule, wakeIn: (ms) => this.#scheduler.wakeIn(ms), onError: onFault,
       graceFor: (run) => this.#defs.get(`${run.task.app}/${run.task.type}`)?.graceMs ?? this.#opts.graceMs,
     });
     this.#scheduler = new Scheduler({
@@ -166,7 +166,7 @@ export class Taskstream implements AsyncDisposable {
     });
     this.#leases = new Leases({
       store: this.store, owner: this.owner, leaseMs: this.#opts.leaseMs, sweepIntervalMs: this.#opts.sweepIntervalMs,
-      graceMs: this.#opts.graceMs, logger: this.logger, active: this.#active, schedule,
+      graceMs: this.#opts.graceMs, logger: this.logger, active: this.#active, sweepClaims: () => this.#scheduler.sweep(),
       cancel: (taskId, reason) => this.#commands.cancelLocal(taskId, reason),
       publish: (events) => {
         for (const e of events) {
@@ -180,7 +180,7 @@ export class Taskstream implements AsyncDisposable {
       store: this.store, bus: this.bus, writer: this.#writer, emitter: this.#emitter, logger: this.logger,
       maxEventBytes: this.#opts.maxEventBytes, graceMs: this.#opts.graceMs, retryForMs: this.#opts.leaseMs,
       publish: (taskId, events) => this.#commands.publish(taskId, events),
-      announce: (command) => this.#commands.announce(command),
+      wakeIn: (ms) => this.#wake(ms),
       retainEvents: (def) => keepFor(def.retention, this.#retainEvents),
     };
   }
@@ -255,10 +255,15 @@ export class Taskstream implements AsyncDisposable {
     });
     if (result.created) {
       this.#emitter.emit('task:created', { task: result.task });
-      this.#commands.announce({ kind: 'wake' });
-      this.#scheduler.schedule();
+      this.#wake(options.runAt === undefined ? 0 : options.runAt.getTime() - now);
     }
     return result;
+  }
+
+  /** Work becomes runnable in `inMs` (0: now): tell every scheduler, this one without waiting for the bus. */
+  #wake(inMs: number): void {
+    this.#commands.announce(inMs > 0 ? { kind: 'wake', inMs } : { kind: 'wake' });
+    this.#scheduler.wakeIn(inMs);
   }
 
   /** The definition registered for a kind (`"app/type"`, `{app, type}` or a definition). */
@@ -351,8 +356,7 @@ export class Taskstream implements AsyncDisposable {
     }
     if (task.status === 'running') return false;
     await this.store.makeRunnable(task.id, Date.now());
-    this.#commands.announce({ kind: 'wake' });
-    this.#scheduler.schedule();
+    this.#wake(0);
     return true;
   }
 

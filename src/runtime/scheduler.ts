@@ -18,6 +18,11 @@ export interface SchedulerDeps {
  * Claims work: as many runnable tasks as there are free slots, whenever told (a create, a `wake`
  * command, a run ending, the sweep) and when the earliest delayed task comes due.
  *
+ * Cost: the calls of one tick fold into one claim pass (many runs end in the same tick, when their
+ * outcomes commit together). The store is asked for the earliest delayed task only on a sweep:
+ * a delayed create or a retry says when it comes due (`wakeIn`, here and through its `wake`), and
+ * the sweep finds what a lost announcement missed.
+ *
  * State: running → stopped (by `stop()`). A claim in flight when `stop()` is called is waited
  * for, and whatever it returns is given back to the store (pending again, attempt as before)
  * instead of being started: nothing starts task code once shutdown began.
@@ -26,6 +31,9 @@ export class Scheduler {
   readonly #deps: SchedulerDeps;
   #loop: Promise<void> | undefined;
   #again = false;
+  #soon: NodeJS.Immediate | undefined;
+  /** A sweep asked for the earliest delayed task; looked up once a pass leaves slots free. */
+  #lookAhead = false;
   #stopped = false;
   #wakeTimer: NodeJS.Timeout | undefined;
   #wakeAt = Infinity;
@@ -34,23 +42,54 @@ export class Scheduler {
     this.#deps = deps;
   }
 
-  /** Claims what fits; re-entrant calls fold into one pass. */
+  /** Claims what fits, in the next claim pass; the calls of one tick, and re-entrant ones, fold into one pass. */
   schedule(): void {
     // A runtime with no task types (one that only creates and watches) has nothing to claim.
+    if (this.#stopped || this.#deps.kinds.length === 0 || this.#soon !== undefined) return;
+    this.#soon = setImmediate(() => {
+      this.#soon = undefined;
+      if (this.#loop !== undefined) {
+        this.#again = true;
+        return;
+      }
+      this.#loop = this.#claimLoop().finally(() => {
+        this.#loop = undefined;
+      });
+    });
+  }
+
+  /** A claim pass that also looks up the earliest delayed task (what a lost `wake` did not announce). */
+  sweep(): void {
+    this.#lookAhead = true;
+    this.schedule();
+  }
+
+  /** A delayed task comes due in `ms`: claim then. */
+  wakeIn(ms: number): void {
     if (this.#stopped || this.#deps.kinds.length === 0) return;
-    if (this.#loop !== undefined) {
-      this.#again = true;
+    if (ms <= 0) {
+      this.schedule();
       return;
     }
-    this.#loop = this.#claimLoop().finally(() => {
-      this.#loop = undefined;
-    });
+    const at = Date.now() + ms;
+    if (at >= this.#wakeAt) return;
+    clearTimeout(this.#wakeTimer);
+    this.#wakeAt = at;
+    // A due time beyond a timer's range wakes early, finds nothing due, and re-arms at the next
+    // sweep. A timer may fire up to a millisecond early, and the store's clock decides: 1 ms more,
+    // so that the claim finds the task due instead of looking again and again.
+    this.#wakeTimer = setTimeout(() => {
+      this.#wakeAt = Infinity;
+      this.sweep();
+    }, Math.min(MAX_TIMER_MS, Math.ceil(ms) + 1));
   }
 
   /** Stops claiming; resolves once a claim in flight has settled and what it claimed was given back. */
   async stop(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#wakeTimer);
+    clearImmediate(this.#soon);
+    this.#soon = undefined;
     await this.#loop;
   }
 
@@ -69,7 +108,10 @@ export class Scheduler {
           }
           for (const claim of claims) d.start(claim);
           if (claims.length < free) {
-            await this.#armWakeTimer();
+            if (this.#lookAhead) {
+              this.#lookAhead = false;
+              await this.#lookUpNextRun();
+            }
             break;
           }
         }
@@ -90,19 +132,9 @@ export class Scheduler {
     }
   }
 
-  /** Wakes the scheduler when the earliest delayed task (a retry's backoff, a `runAt`) is due. */
-  async #armWakeTimer(): Promise<void> {
-    const d = this.#deps;
-    const delay = await d.store.nextRunDelay(d.kinds, Date.now());
-    if (delay === null || this.#stopped) return;
-    const at = Date.now() + delay;
-    if (at >= this.#wakeAt) return;
-    clearTimeout(this.#wakeTimer);
-    this.#wakeAt = at;
-    // A due time beyond a timer's range wakes early, finds nothing due, and re-arms.
-    this.#wakeTimer = setTimeout(() => {
-      this.#wakeAt = Infinity;
-      this.schedule();
-    }, Math.min(MAX_TIMER_MS, delay));
+  /** Arms the wake timer for the earliest delayed task (a retry's backoff, a `runAt`) the store knows of. */
+  async #lookUpNextRun(): Promise<void> {
+    const delay = await this.#deps.store.nextRunDelay(this.#deps.kinds, Date.now());
+    if (delay !== null) this.wakeIn(Math.max(1, delay));
   }
 }

@@ -219,13 +219,22 @@ for (const backend of backends) {
       // subscribeCommands resolves once live; give both a tick to register before publishing.
       await Promise.all([a.ready(), b.ready()]);
       const signal = nextCommand(a, (c) => c.kind === 'signal');
+      const wakes: Command[] = [];
+      const twoWakes = new Promise<void>((resolve) => {
+        void a.subscribeCommands((c) => {
+          if (c.kind === 'wake' && wakes.push(c) === 2) resolve();
+        });
+      });
       await new Promise((r) => setImmediate(r));
       b.publishCommand({ kind: 'cancel', taskId: 5, reason: 'user asked' });
       b.publishCommand({ kind: 'signal', taskId: 5, name: 'continue' });
       b.publishCommand({ kind: 'wake' });
+      b.publishCommand({ kind: 'wake', inMs: 1500 });
       assert.deepEqual(await within(5000, atA, 'cancel at a'), { kind: 'cancel', taskId: 5, reason: 'user asked' });
       assert.deepEqual(await within(5000, atB, 'cancel at b'), { kind: 'cancel', taskId: 5, reason: 'user asked' });
       assert.deepEqual(await within(5000, signal, 'signal at a'), { kind: 'signal', taskId: 5, name: 'continue' });
+      await within(5000, twoWakes, 'both wakes at a');
+      assert.deepEqual(wakes, [{ kind: 'wake' }, { kind: 'wake', inMs: 1500 }], 'a delayed wake says when');
     });
 
     test('ping resolves while connected and rejects after close; publish after close does not throw', async () => {

@@ -218,6 +218,26 @@ await describeBackends('core', 'lifecycle', (tmp) => {
       }
     });
 
+    void test('a delayed create wakes the scheduler when it comes due, without asking the store when that is', async () => {
+      const Later = defineTask({ app: 'core', type: 'Later', input: z.object({}), run: () => 'ran' });
+      // No sweep during the test: only the create itself can say when the task comes due.
+      await using rt = await open(tmp.db(), { tasks: [Later], sweepIntervalMs: 600_000 });
+      let lookups = 0;
+      const nextRunDelay = rt.store.nextRunDelay.bind(rt.store);
+      (rt.store as { nextRunDelay: typeof nextRunDelay }).nextRunDelay = (kinds, now) => {
+        lookups++;
+        return nextRunDelay(kinds, now);
+      };
+      const runAt = Date.now() + 300;
+      const task = await rt.create(Later, {}, { runAt: new Date(runAt) });
+      const done = await finished(rt, task.id, 10_000);
+      assert.equal(done.status, 'completed');
+      assert.ok(done.startedAt!.getTime() >= runAt - 50, 'not before its runAt');
+      // At most the start-up sweep's and the one after the timer fired (for the next delayed task):
+      // none for the create's claim passes, which know when it is due.
+      assert.ok(lookups <= 2, `${lookups} lookups of the next delayed task`);
+    });
+
     void test('a runtime with no task types (one that creates and watches) never looks for work to claim', async () => {
       const file = tmp.db();
       const Once = defineTask({ app: 'core', type: 'Once', input: z.object({}), run: () => 'ran' });
