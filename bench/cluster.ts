@@ -14,6 +14,7 @@
  * See bench/README.md (section "cluster") for what each line does and the figures.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { Agent, request } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -130,6 +131,28 @@ async function serveProcess(db: string, prefix: string): Promise<{ proc: ChildPr
  */
 const WATCHED = 500;
 
+/**
+ * The producer's HTTP client: node:http over kept-alive connections. fetch (undici) cost the
+ * producer about a quarter of its CPU, on the cores the servers under test share; the load
+ * generator should be as cheap as it can be, as BullMQ's (`Queue.add`, one Redis command) is.
+ */
+const agent = new Agent({ keepAlive: true, maxSockets: IN_FLIGHT });
+
+function postJson(url: string, body: unknown): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const payload = JSON.stringify(body);
+    const req = request(url, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (c: string) => void (text += c)).on('end', () => {
+        if (res.statusCode !== 201 && res.statusCode !== 200) reject(new Error(`POST ${url}: ${res.statusCode} ${text}`));
+        else resolve(JSON.parse(text));
+      });
+    });
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
 /** Runs `count` calls of `fn` with at most `slots` at once. */
 async function pool(count: number, fn: (i: number) => Promise<void>, slots = IN_FLIGHT): Promise<void> {
   let next = 0;
@@ -199,10 +222,7 @@ async function taskstreamThroughput(processes: number, on: 'postgres' | 'sqlite'
       const cpu = cpuMeter(() => servers.map((s) => s.proc));
       const t0 = performance.now();
       await pool(TASKS, async (i) => {
-        const res = await fetch(`${servers[i % processes]!.url}/tasks/bench/Burst`, {
-          method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ events: EVENTS }),
-        });
-        const { id } = (await res.json()) as { id: number };
+        const { id } = (await postJson(`${servers[i % processes]!.url}/tasks/bench/Burst`, { events: EVENTS })) as { id: number };
         let n = 0;
         for await (const e of await watcher.subscribe(id)) {
           n++;
@@ -385,4 +405,5 @@ try {
   await main();
 } finally {
   for (const c of children) c.kill('SIGKILL');
+  agent.destroy();
 }
