@@ -15,7 +15,7 @@
  * Both serve GET /stream/bench/Log/{id} (with Last-Event-ID) as SSE with the same frames:
  * - taskstream: the whole runtime and HTTP handler (`createHandler`) on `sqliteStore(FILE)` or
  *   `postgresStore({ connectionString: URL, schema: NAME })` (its default pool of 10 connections),
- *   the default options (256 KiB stream buffer); it also runs the `bench/Log` task type that
+ *   the default options (256 KiB stream buffer) but for heartbeats (hourly); it also runs the `bench/Log` task type that
  *   bench/replay.ts uses to write the logs (`POST /tasks/bench/Log`, then the signal `go`).
  * - limit: a plain node:http server that range-reads the rows from the same tables, pages of at
  *   most 1000 rows or 256 KiB like the store's read, keyset by seq, builds each frame in one
@@ -67,7 +67,9 @@ const Log = defineTask({
 
 async function taskstreamServer(store: Store): Promise<{ server: http.Server; close(): Promise<void> }> {
   const runtime = await createTaskstream({ store, tasks: [Log], maxEventBytes: 2 << 20 });
-  const server = http.createServer(createHandler(runtime, { dashboard: false }));
+  // Heartbeats every hour, not 15 s: a replay that takes longer would get `: ping` comments, a
+  // different number per stream, and the bench checks every stream got the same bytes as the limit's.
+  const server = http.createServer(createHandler(runtime, { dashboard: false, heartbeatMs: 3_600_000 }));
   return { server, close: () => runtime.close({ timeoutMs: 1000 }) };
 }
 
