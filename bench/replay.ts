@@ -323,7 +323,9 @@ try {
   await dropPg();
 }
 
-if (args.json) {
+if (rows.length === 0 && !args.json) {
+  console.log('replay: nothing measured (the store asked for was skipped: see stderr)');
+} else if (args.json) {
   process.stdout.write(`${JSON.stringify({ rows, stalls }, null, 2)}\n`);
 } else {
   const f = (x: number, d = 1): string => x.toFixed(d);
