@@ -1,23 +1,33 @@
 /**
  * bench/replay: replaying a finished task's log over SSE, beside the limit, in one run.
  *
- *   node --import tsx bench/replay.ts [--quick] [--runs 3] [--json] [--sizes 100,10000,1000000] [--clients 1,20]
+ *   node --import tsx bench/replay.ts [--store sqlite|postgres|both] [--quick] [--runs 3] [--json]
+ *                                     [--sizes 100,10000,1000000] [--clients 1,20]
  *                                     [--cpu-prof DIR]   (profiles every taskstream replay server into DIR)
+ *
+ * --store (default both): SQLite, a file per log in a fresh temp directory; PostgreSQL, a fresh
+ * database per run (TASKSTREAM_BENCH_PG_PREFIX + `replay_` + pid, default prefix `ts_bench_`) on
+ * the server at TASKSTREAM_BENCH_PG_URL (default postgres://postgres@127.0.0.1:5432/postgres),
+ * a schema per log, dropped at the end. When PostgreSQL is not reachable its lines are skipped
+ * with a message saying so.
  *
  * For each log (100 B, 10 KB and 1 MB events, 20–30 MB each; --quick: a tenth):
  *   1. live: a taskstream server runs a task that writes the log while one client streams it; the
  *      server's CPU per MB delivered is the live baseline (it includes storing the events).
  *   2. replay: the finished log to 1 client, then to 20 clients at once, each from seq 0, from
- *      - taskstream: the runtime and HTTP handler on the SQLite file (bench/replay-server.ts);
- *      - limit: a plain node:http server range-reading the same rows from the same file with
- *        better-sqlite3 and writing the same frames with backpressure.
+ *      - taskstream: the runtime and HTTP handler on the store (bench/replay-server.ts);
+ *      - limit: a plain node:http server range-reading the same rows from the same tables
+ *        (better-sqlite3 on the file; plain `pg` on the database, pages keyset by seq) and writing
+ *        the same frames with backpressure.
  *      Each server runs in its own fresh process; the clients (this process) read as fast as they
  *      can and check that both servers sent the same number of bytes.
  * Reported: MB/s (all clients' bytes / wall time), server CPU seconds per MB, the server's peak
- * RSS above its idle RSS per stream; medians of --runs runs, the two servers alternating.
+ * RSS above its idle RSS per stream; medians of --runs runs, the two servers alternating. On
+ * PostgreSQL the CPU is the node server's only (the database's backends are shared with the limit,
+ * which runs the same kind of statements; MB/s includes them).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -25,10 +35,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
+import pg from 'pg';
 
 const { values: args } = parseArgs({
   options: {
-    quick: { type: 'boolean', default: false }, runs: { type: 'string' }, json: { type: 'boolean', default: false },
+    store: { type: 'string', default: 'both' }, quick: { type: 'boolean', default: false }, runs: { type: 'string' }, json: { type: 'boolean', default: false },
     sizes: { type: 'string' }, clients: { type: 'string' }, 'cpu-prof': { type: 'string' },
   },
 });
@@ -41,17 +52,87 @@ const LOGS = [
   { name: '1 MB', size: 1_000_000, count: 30 },
 ].map((l) => ({ ...l, count: QUICK ? Math.max(3, Math.round(l.count / 10)) : l.count }))
   .filter((l) => args.sizes === undefined || args.sizes.split(',').map(Number).includes(l.size));
+if (!['sqlite', 'postgres', 'both'].includes(args.store)) throw new TypeError('--store must be sqlite, postgres or both');
 const CLIENTS = args.clients === undefined ? [1, 20] : args.clients.split(',').map(Number);
 const STALLED = 20;
 const MB = 1e6;
 const SERVER = new URL('./replay-server.ts', import.meta.url).pathname;
 
+/** Where a server's store is: a SQLite file, or a schema of the bench's PostgreSQL database. */
+type Target = { store: 'sqlite'; file: string } | { store: 'postgres'; url: string; schema: string };
+const targetArgs = (t: Target): string[] => t.store === 'sqlite' ? ['--store', 'sqlite', '--db', t.file] : ['--store', 'postgres', '--db', t.url, '--schema', t.schema];
+
+/** The bench's PostgreSQL: a fresh database, or why there is none (skipped). */
+const PG_ADMIN_URL = process.env.TASKSTREAM_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const PG_DB = `${process.env.TASKSTREAM_BENCH_PG_PREFIX ?? 'ts_bench_'}replay_${process.pid}`;
+
+async function pgAdmin<R extends object = object>(sql: string, url = PG_ADMIN_URL, values: unknown[] = []): Promise<R[]> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000 });
+  client.on('error', () => {});
+  await client.connect();
+  try {
+    return (await client.query<R>(sql, values)).rows;
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+function pgUrl(database: string): string {
+  const url = new URL(PG_ADMIN_URL);
+  url.pathname = `/${database}`;
+  return url.toString();
+}
+
+async function createPgDatabase(): Promise<string | undefined> {
+  try {
+    await pgAdmin(`CREATE DATABASE "${PG_DB}"`);
+    return pgUrl(PG_DB);
+  } catch (err) {
+    const where = PG_ADMIN_URL.replace(/\/\/[^@]*@/, '//');
+    process.stderr.write(`replay: PostgreSQL not reachable at ${where} (${(err as Error).message || (err as { code?: string }).code}): `
+      + 'skipping the PostgreSQL lines; set TASKSTREAM_BENCH_PG_URL\n');
+    return undefined;
+  }
+}
+
+/** Linux clock ticks per second, for /proc/PID/stat. */
+const CLK_TCK = 100;
+
+/**
+ * CPU µs so far of each PostgreSQL backend serving the bench's database (its client connections;
+ * autovacuum left out), from /proc: the database's side of the work. Undefined for SQLite, or
+ * where /proc cannot be read (the server on another machine).
+ */
+async function backendCpu(db: Target): Promise<Map<number, number> | undefined> {
+  if (db.store !== 'postgres') return undefined;
+  const rows = await pgAdmin<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE datname = $1 AND backend_type = 'client backend'", PG_ADMIN_URL, [PG_DB]);
+  const cpu = new Map<number, number>();
+  for (const { pid } of rows) {
+    try {
+      // Fields after the parenthesised command: state is field 3, utime 14, stime 15.
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
+      cpu.set(pid, ((Number(fields[11]) + Number(fields[12])) / CLK_TCK) * 1e6);
+    } catch {
+      return undefined;
+    }
+  }
+  return cpu;
+}
+
+/** CPU µs the backends spent between two readings; a backend that exited in between is not counted. */
+function backendCpuUs(before: Map<number, number> | undefined, after: Map<number, number> | undefined): number {
+  if (before === undefined || after === undefined) return Number.NaN;
+  let us = 0;
+  for (const [pid, now] of after) us += now - (before.get(pid) ?? 0);
+  return us;
+}
+
 interface Stats { cpuUs: number; rss: number; maxRss: number; retained: number }
 interface Server { port: number; ask(cmd: string): Promise<Stats>; exit(): Promise<void> }
 
-async function startServer(kind: 'taskstream' | 'limit', db: string, profile = false): Promise<Server> {
+async function startServer(kind: 'taskstream' | 'limit', db: Target, profile = false): Promise<Server> {
   const prof = profile && args['cpu-prof'] !== undefined ? ['--cpu-prof', '--cpu-prof-dir', args['cpu-prof']] : [];
-  const child: ChildProcess = spawn(process.execPath, [...prof, '--expose-gc', '--import', 'tsx', SERVER, '--kind', kind, '--db', db], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child: ChildProcess = spawn(process.execPath, [...prof, '--expose-gc', '--import', 'tsx', SERVER, '--kind', kind, ...targetArgs(db)], { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
   const next = async (): Promise<Record<string, number>> => {
     const { value, done } = await lines.next();
@@ -100,39 +181,44 @@ async function post(port: number, path: string, body: unknown): Promise<{ id: nu
   return (await res.json()) as { id: number };
 }
 
-interface Sample { mbps: number; cpuPerMb: number; rssPerStream: number; bytes: number }
+/** dbCpuPerMb: the PostgreSQL backends' CPU s per MB (NaN on SQLite: in-process, within cpuPerMb). */
+interface Sample { mbps: number; cpuPerMb: number; dbCpuPerMb: number; rssPerStream: number; bytes: number }
 
 /** Writes the log with one client watching live; returns the live sample and the task id. */
-async function live(db: string, log: (typeof LOGS)[number]): Promise<{ id: number; sample: Sample }> {
+async function live(db: Target, log: (typeof LOGS)[number]): Promise<{ id: number; sample: Sample }> {
   const server = await startServer('taskstream', db);
   try {
     const { id } = await post(server.port, '/tasks/bench/Log', { count: log.count, size: log.size });
     const client = stream(server.port, id);
     await client.headers;
     const before = await server.ask('stats');
+    const dbBefore = await backendCpu(db);
     const start = performance.now();
     await post(server.port, `/tasks/bench/Log/${id}/signals/go`, {});
     const { bytes, last } = await client.done;
     const seconds = (performance.now() - start) / 1000;
     const after = await server.ask('stats');
+    const dbUs = backendCpuUs(dbBefore, await backendCpu(db));
     if (last !== 'complete') throw new Error(`live: the stream ended with ${last}`);
-    return { id, sample: sampleOf(bytes, seconds, before, after, 1) };
+    return { id, sample: sampleOf(bytes, seconds, before, after, 1, dbUs) };
   } finally {
     await server.exit();
   }
 }
 
-async function replay(kind: 'taskstream' | 'limit', db: string, id: number, clients: number): Promise<Sample> {
+async function replay(kind: 'taskstream' | 'limit', db: Target, id: number, clients: number): Promise<Sample> {
   const server = await startServer(kind, db, kind === 'taskstream');
   try {
     const before = await server.ask('stats');
+    const dbBefore = await backendCpu(db);
     const start = performance.now();
     const results = await Promise.all(Array.from({ length: clients }, () => stream(server.port, id).done));
     const seconds = (performance.now() - start) / 1000;
     const after = await server.ask('stats');
+    const dbUs = backendCpuUs(dbBefore, await backendCpu(db));
     const bad = results.find((r) => r.last !== 'complete' || r.bytes !== results[0]!.bytes);
     if (bad) throw new Error(`${kind}: a stream ended with ${bad.last} after ${bad.bytes} bytes`);
-    return sampleOf(results.reduce((n, r) => n + r.bytes, 0), seconds, before, after, clients);
+    return sampleOf(results.reduce((n, r) => n + r.bytes, 0), seconds, before, after, clients, dbUs);
   } finally {
     await server.exit();
   }
@@ -143,7 +229,7 @@ async function replay(kind: 'taskstream' | 'limit', db: string, id: number, clie
  * socket buffers and its own and is paused, the memory the server retains for them (JS heap +
  * Buffers, after a full GC), per stream.
  */
-async function stalled(kind: 'taskstream' | 'limit', db: string, id: number): Promise<number> {
+async function stalled(kind: 'taskstream' | 'limit', db: Target, id: number): Promise<number> {
   const server = await startServer(kind, db);
   const sockets: net.Socket[] = [];
   try {
@@ -170,11 +256,12 @@ async function stalled(kind: 'taskstream' | 'limit', db: string, id: number): Pr
   }
 }
 
-function sampleOf(bytes: number, seconds: number, before: Stats, after: Stats, clients: number): Sample {
+function sampleOf(bytes: number, seconds: number, before: Stats, after: Stats, clients: number, dbUs: number): Sample {
   return {
     bytes,
     mbps: bytes / MB / seconds,
     cpuPerMb: (after.cpuUs - before.cpuUs) / 1e6 / (bytes / MB),
+    dbCpuPerMb: dbUs / 1e6 / (bytes / MB),
     rssPerStream: Math.max(0, after.maxRss - before.rss) / clients,
   };
 }
@@ -188,55 +275,79 @@ const medianOf = (samples: Sample[]): Sample => ({
   bytes: samples[0]!.bytes,
   mbps: median(samples.map((s) => s.mbps)),
   cpuPerMb: median(samples.map((s) => s.cpuPerMb)),
+  dbCpuPerMb: median(samples.map((s) => s.dbCpuPerMb)),
   rssPerStream: median(samples.map((s) => s.rssPerStream)),
 });
 
+const stores: Array<'sqlite' | 'postgres'> = args.store === 'both' ? ['sqlite', 'postgres'] : [args.store as 'sqlite' | 'postgres'];
 const dir = mkdtempSync(join(tmpdir(), 'taskstream-bench-replay-'));
-const rows: Array<{ log: string; clients: number; taskstream: Sample; limit: Sample; live: Sample; pageBytes: number }> = [];
-const stalls: Array<{ log: string; taskstream: number; limit: number; bound: number }> = [];
+const pgDb = stores.includes('postgres') ? await createPgDatabase() : undefined;
+const dropPg = async (): Promise<void> => void (pgDb === undefined ? undefined : await pgAdmin(`DROP DATABASE IF EXISTS "${PG_DB}" WITH (FORCE)`));
+process.once('SIGINT', () => void dropPg().finally(() => process.exit(130)));
+const rows: Array<{ store: string; log: string; clients: number; taskstream: Sample; limit: Sample; live: Sample; pageBytes: number }> = [];
+const stalls: Array<{ store: string; log: string; taskstream: number; limit: number; bound: number }> = [];
 try {
-  for (const log of LOGS) {
-    const db = join(dir, `${log.size}.db`);
-    const { id, sample: liveSample } = await live(db, log);
-    for (const clients of CLIENTS) {
-      const ts: Sample[] = [];
-      const lim: Sample[] = [];
-      for (let run = 0; run < RUNS; run++) {
-        // Alternate which server goes first, so neither always gets the warmer page cache.
-        if (run % 2 === 0) {
-          lim.push(await replay('limit', db, id, clients));
-          ts.push(await replay('taskstream', db, id, clients));
-        } else {
-          ts.push(await replay('taskstream', db, id, clients));
-          lim.push(await replay('limit', db, id, clients));
+  for (const store of stores) {
+    if (store === 'postgres' && pgDb === undefined) continue;
+    for (const log of LOGS) {
+      const db: Target = store === 'sqlite' ? { store, file: join(dir, `${log.size}.db`) } : { store, url: pgDb!, schema: `replay_${log.size}` };
+      const { id, sample: liveSample } = await live(db, log);
+      // A steady table for both readers: visibility map and statistics as autovacuum would leave
+      // them, instead of autovacuum (or the first reader's hint-bit writes) landing in one run.
+      if (db.store === 'postgres') await pgAdmin(`VACUUM (ANALYZE) ${db.schema}.events, ${db.schema}.tasks`, db.url);
+      for (const clients of CLIENTS) {
+        const ts: Sample[] = [];
+        const lim: Sample[] = [];
+        for (let run = 0; run < RUNS; run++) {
+          // Alternate which server goes first, so neither always gets the warmer page cache.
+          if (run % 2 === 0) {
+            lim.push(await replay('limit', db, id, clients));
+            ts.push(await replay('taskstream', db, id, clients));
+          } else {
+            ts.push(await replay('taskstream', db, id, clients));
+            lim.push(await replay('limit', db, id, clients));
+          }
         }
+        const [t, l] = [medianOf(ts), medianOf(lim)];
+        if (t.bytes !== l.bytes) throw new Error(`${store} ${log.name}: taskstream sent ${t.bytes} bytes, the limit ${l.bytes}: not the same frames`);
+        // One page: 256 KiB, or a single event when one event is larger.
+        rows.push({ store, log: `${log.count.toLocaleString('en')} × ${log.name}`, clients, taskstream: t, limit: l, live: liveSample, pageBytes: Math.max(256 * 1024, log.size) });
+        if (!args.json) process.stderr.write(`done: ${store} ${log.name} × ${clients} clients\n`);
       }
-      const [t, l] = [medianOf(ts), medianOf(lim)];
-      if (t.bytes !== l.bytes) throw new Error(`${log.name}: taskstream sent ${t.bytes} bytes, the limit ${l.bytes}: not the same frames`);
-      // One page: 256 KiB, or a single event when one event is larger.
-      rows.push({ log: `${log.count.toLocaleString('en')} × ${log.name}`, clients, taskstream: t, limit: l, live: liveSample, pageBytes: Math.max(256 * 1024, log.size) });
-      if (!args.json) process.stderr.write(`done: ${log.name} × ${clients} clients\n`);
+      const bound = 2 * 256 * 1024 + Math.max(256 * 1024, log.size);
+      stalls.push({ store, log: `${log.count.toLocaleString('en')} × ${log.name}`, taskstream: await stalled('taskstream', db, id), limit: await stalled('limit', db, id), bound });
     }
-    const bound = 2 * 256 * 1024 + Math.max(256 * 1024, log.size);
-    stalls.push({ log: `${log.count.toLocaleString('en')} × ${log.name}`, taskstream: await stalled('taskstream', db, id), limit: await stalled('limit', db, id), bound });
   }
 } finally {
   rmSync(dir, { recursive: true, force: true });
+  await dropPg();
 }
 
-if (args.json) {
+if (rows.length === 0 && !args.json) {
+  console.log('replay: nothing measured (the store asked for was skipped: see stderr)');
+} else if (args.json) {
   process.stdout.write(`${JSON.stringify({ rows, stalls }, null, 2)}\n`);
 } else {
   const f = (x: number, d = 1): string => x.toFixed(d);
   const kib = (x: number): string => `${Math.round(x / 1024).toLocaleString('en')} KiB`;
   console.log(`replay: medians of ${RUNS} run(s)${QUICK ? ' (--quick)' : ''}; target ≥ 0.5× the limit's MB/s, CPU/MB ≤ 1.5× live, peak RSS/stream ≤ 2 × 256 KiB + one page\n`);
-  console.log('| log | clients | taskstream MB/s | limit MB/s | ratio | CPU s/MB taskstream | limit | live | replay / live | peak RSS/stream taskstream | limit | bound |');
-  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  console.log('| store | log | clients | taskstream MB/s | limit MB/s | ratio | CPU s/MB taskstream | limit | live | replay / live | peak RSS/stream taskstream | limit | bound |');
+  console.log('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of rows) {
-    console.log(`| ${r.log} | ${r.clients} | ${f(r.taskstream.mbps)} | ${f(r.limit.mbps)} | ${f(r.taskstream.mbps / r.limit.mbps, 2)} | ${f(r.taskstream.cpuPerMb, 4)} | ${f(r.limit.cpuPerMb, 4)} | ${f(r.live.cpuPerMb, 4)} | ${f(r.taskstream.cpuPerMb / r.live.cpuPerMb, 2)} | ${kib(r.taskstream.rssPerStream)} | ${kib(r.limit.rssPerStream)} | ${kib(2 * 256 * 1024 + r.pageBytes)} |`);
+    console.log(`| ${r.store} | ${r.log} | ${r.clients} | ${f(r.taskstream.mbps)} | ${f(r.limit.mbps)} | ${f(r.taskstream.mbps / r.limit.mbps, 2)} | ${f(r.taskstream.cpuPerMb, 4)} | ${f(r.limit.cpuPerMb, 4)} | ${f(r.live.cpuPerMb, 4)} | ${f(r.taskstream.cpuPerMb / r.live.cpuPerMb, 2)} | ${kib(r.taskstream.rssPerStream)} | ${kib(r.limit.rssPerStream)} | ${kib(2 * 256 * 1024 + r.pageBytes)} |`);
+  }
+  const pgRows = rows.filter((r) => r.store === 'postgres');
+  if (pgRows.length > 0) {
+    console.log('\nPostgreSQL: the database backends\' CPU s per MB sent (beside the node server\'s above), and node + backends replay / live\n');
+    console.log('| log | clients | backends taskstream | limit | live | (node + backends) replay / live |');
+    console.log('|---|---:|---:|---:|---:|---:|');
+    for (const r of pgRows) {
+      const both = (s: Sample): number => s.cpuPerMb + s.dbCpuPerMb;
+      console.log(`| ${r.log} | ${r.clients} | ${f(r.taskstream.dbCpuPerMb, 4)} | ${f(r.limit.dbCpuPerMb, 4)} | ${f(r.live.dbCpuPerMb, 4)} | ${f(both(r.taskstream) / both(r.live), 2)} |`);
+    }
   }
   console.log(`\n${STALLED} stalled clients (they never read) per log: memory the server retains per paused stream (JS heap + Buffers after a full GC)\n`);
-  console.log('| log | taskstream | limit | bound (2 × 256 KiB + one page) |');
-  console.log('|---|---:|---:|---:|');
-  for (const r of stalls) console.log(`| ${r.log} | ${kib(r.taskstream)} | ${kib(r.limit)} | ${kib(r.bound)} |`);
+  console.log('| store | log | taskstream | limit | bound (2 × 256 KiB + one page) |');
+  console.log('|---|---|---:|---:|---:|');
+  for (const r of stalls) console.log(`| ${r.store} | ${r.log} | ${kib(r.taskstream)} | ${kib(r.limit)} | ${kib(r.bound)} |`);
 }

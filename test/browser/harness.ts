@@ -16,7 +16,7 @@ import { build } from 'esbuild';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { exampleTasks } from '../../examples/tasks.js';
 import { createHandler, type HttpOptions } from '../../src/http/index.js';
-import { createTaskstream, sqliteStore, type Taskstream } from '../../src/index.js';
+import { type AnyTaskDefinition, createTaskstream, sqliteStore, type Taskstream } from '../../src/index.js';
 import { within } from '../support/within.js';
 
 /** Debian's Chromium (`apt-get install chromium`); CHROMIUM_PATH overrides it (e.g. to check the skip). */
@@ -56,9 +56,10 @@ export interface BrowserServer {
   close(): Promise<void>;
 }
 
-export async function startServer(options: { http?: HttpOptions; pages?: Record<string, TestPage> } = {}): Promise<BrowserServer> {
+/** `tasks` are registered beside the example tasks. */
+export async function startServer(options: { http?: HttpOptions; pages?: Record<string, TestPage>; tasks?: readonly AnyTaskDefinition[] } = {}): Promise<BrowserServer> {
   const dir = mkdtempSync(join(tmpdir(), 'taskstream-browser-'));
-  const runtime = await createTaskstream({ store: sqliteStore(join(dir, 'tasks.db')), tasks: exampleTasks });
+  const runtime = await createTaskstream({ store: sqliteStore(join(dir, 'tasks.db')), tasks: [...exampleTasks, ...(options.tasks ?? [])] });
   const handler = createHandler(runtime, options.http);
   const streams: StreamRequest[] = [];
   const pages = options.pages ?? {};
