@@ -57,14 +57,10 @@ export class NodeTransport implements SseTransport {
     this.#res.write(chunk);
   }
 
-  writeEvent(event: EventRecord, app: string, model: string, more: boolean): void {
+  writeEvent(event: EventRecord, app: string, model: string): void {
     const socket = this.#res.socket;
     if (socket !== null && (this.#direct ? socket.writable : this.#canWriteDirect(socket))) {
-      // Cork only when another event follows in this turn: a lone event (one per bus batch at a
-      // paced rate) leaves in one write either way, and corking it would only queue it in the
-      // socket and hold it until every other stream's write of the turn has been queued too.
-      // A socket already corked this turn (an earlier event of the batch) queues it with the rest.
-      if (more) this.#corker.cork(socket);
+      this.#corker.cork(socket);
       socket.write(chunkOf(event, app, model));
     } else {
       this.#res.write(frameOf(event, app, model));

@@ -7,11 +7,8 @@ import type { EventRecord, TaskRecord } from '../store/types.js';
 /** What an SSE stream writes to: a Node response or a Fetch ReadableStream. */
 export interface SseTransport {
   write(chunk: string): void;
-  /**
-   * Writes an event's frame (`frameOf`), when the transport has a cheaper form of it than `write(frame)`.
-   * `more`: another event follows in this turn (see `Sink`), so batching the writes pays.
-   */
-  writeEvent?(event: EventRecord, app: string, model: string, more: boolean): void;
+  /** Writes an event's frame (`frameOf`), when the transport has a cheaper form of it than `write(frame)`. */
+  writeEvent?(event: EventRecord, app: string, model: string): void;
   /** Bytes written that the client has not taken yet. */
   buffered(): number;
   /** Ends the response cleanly (after what was written). */
@@ -99,11 +96,11 @@ export class SseSession implements Sink {
     else this.#detach = detach;
   }
 
-  event(event: EventRecord, shared: boolean, more: boolean): boolean {
+  event(event: EventRecord, shared: boolean): boolean {
     // A live event's frame is built once and shared by every stream; a replayed one is this stream's alone.
     const transport = this.#transport;
     if (!shared) transport.write(encodeFrame(event, this.#app, this.#type));
-    else if (transport.writeEvent !== undefined) transport.writeEvent(event, this.#app, this.#type, more);
+    else if (transport.writeEvent !== undefined) transport.writeEvent(event, this.#app, this.#type);
     else transport.write(frameOf(event, this.#app, this.#type));
     this.#shared.onFrame?.();
     return this.#transport.buffered() <= this.#shared.maxBufferedBytes;

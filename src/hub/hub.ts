@@ -16,13 +16,9 @@ import { TERMINAL_EVENTS } from '../task/names.js';
  * `shared` is true when other watchers of the task in this process get the same object (a live
  * event from the bus), false when it was read from the store for this sink alone: a sink that
  * caches work per event object (the SSE frame) gains nothing by caching a private one.
- *
- * `more` is true when the hub hands the sink its next event right after this one, in the same
- * turn (the rest of a bus batch or of a page): a sink that batches writes (the Node transport
- * corks its socket) need batch only then; a lone event can go out at once.
  */
 export interface Sink {
-  event(event: EventRecord, shared: boolean, more: boolean): boolean;
+  event(event: EventRecord, shared: boolean): boolean;
   end(reason: EndReason): void;
   onDrain?(resume: () => void): void;
 }
@@ -221,14 +217,14 @@ export class Hub {
         const e = events[i]!;
         if (e.seq <= watcher.cursor) {
           // A stream positioned past the end still gets the terminal event, and ends.
-          if (watcher.beyond && TERMINAL_EVENTS.has(e.type)) this.#give(entry, watcher, e, true, false);
+          if (watcher.beyond && TERMINAL_EVENTS.has(e.type)) this.#give(entry, watcher, e, true);
           continue;
         }
         if (e.seq > watcher.cursor + 1) {
           this.#toReplay(entry, watcher);
           break;
         }
-        if (!this.#give(entry, watcher, e, true, i < events.length - 1)) {
+        if (!this.#give(entry, watcher, e, true)) {
           if (stateOf(watcher) === 'paused') {
             // The rest of this batch is already in memory (shared): keep it rather than read it again.
             watcher.kept = events.slice(i + 1); // the batch array is shared with the other watchers
@@ -266,7 +262,7 @@ export class Hub {
           const e = w.kept[w.keptAt]!;
           w.kept[w.keptAt++] = undefined;
           if (w.keptAt === w.kept.length) this.#drop(w);
-          if (e.seq === w.cursor + 1) this.#give(entry, w, e, w.keptShared, w.keptAt < w.kept.length);
+          if (e.seq === w.cursor + 1) this.#give(entry, w, e, w.keptShared);
           else if (e.seq > w.cursor) this.#drop(w); // not the next one: read on from the cursor instead
           continue;
         }
@@ -297,7 +293,7 @@ export class Hub {
         // Waiting past the end when the task finished: its terminal event is the stream's last frame.
         const last = await this.#store.readEvents(entry.taskId, page.lastSeq - 1, { limit: 1 });
         const terminal = last?.events[0];
-        if (terminal !== undefined && w.state !== 'done') this.#give(entry, w, terminal, false, false);
+        if (terminal !== undefined && w.state !== 'done') this.#give(entry, w, terminal, false);
       }
       // Attached at or past a finished task's last event (a reconnect after `complete`): nothing
       // will ever be published again, so end now instead of waiting forever.
@@ -312,7 +308,7 @@ export class Hub {
     if (page.firstSeq > w.cursor + 1 && page.events.length > 0) {
       // Retention removed events this watcher never had: say so once, then go on from the window.
       const gap = runtimeEvents.gap(w.cursor + 1, page.firstSeq - 1);
-      this.#give(entry, w, { taskId: entry.taskId, seq: page.firstSeq - 1, type: gap.type, json: gap.json, at: Date.now() }, false, true);
+      this.#give(entry, w, { taskId: entry.taskId, seq: page.firstSeq - 1, type: gap.type, json: gap.json, at: Date.now() }, false);
     }
     return w.state !== 'done';
   }
@@ -334,11 +330,11 @@ export class Hub {
   }
 
   /** Hands one event over; returns false once the watcher stops taking (done or paused). */
-  #give(entry: Entry, w: Watcher, event: EventRecord, shared: boolean, more: boolean): boolean {
+  #give(entry: Entry, w: Watcher, event: EventRecord, shared: boolean): boolean {
     w.cursor = event.seq;
     let accepted: boolean;
     try {
-      accepted = w.sink.event(event, shared, more);
+      accepted = w.sink.event(event, shared);
     } catch (err) {
       this.#onError(err);
       this.#finish(entry, w, 'error');
