@@ -10,6 +10,7 @@
  *   {"cmd":"gc"}       → {"gc": true|false}           (true when run with --expose-gc)
  *   {"cmd":"publish"}  → {"publishing": at}           then {"published": K, "at": ...} when done
  *   {"cmd":"heap"}     → {"heap": file}               (a V8 heap snapshot, in the working directory)
+ *   {"cmd":"memory"}   → {"memory": {rssKB, spaces}}  (after a GC: RSS, and the bytes each V8 heap space has in RAM)
  *   {"cmd":"exit"}     → process.exit(0)              (so `--cpu-prof` writes its profile)
  *
  * Every server sends the same events: ids 1…K, event type `tick`, data `{"t":<send time>,"i":<n>}`
@@ -28,7 +29,7 @@ import { pathToFileURL } from 'node:url';
 import { createInterface } from 'node:readline';
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { writeHeapSnapshot } from 'node:v8';
+import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8';
 import { z } from 'zod';
 import type * as Taskstream from '../src/index.js';
 
@@ -173,6 +174,14 @@ async function taskstreamServer(): Promise<{ handler: http.RequestListener; serv
   };
 }
 
+/** RSS and, per V8 heap space, the bytes it has in RAM (`physical_space_size`), in KB, after a GC when exposed. */
+function memory(): { rssKB: number; spaces: Record<string, number> } {
+  (globalThis as { gc?: () => void }).gc?.();
+  const spaces: Record<string, number> = {};
+  for (const s of getHeapSpaceStatistics()) spaces[s.space_name] = Math.round(s.physical_space_size / 1024);
+  return { rssKB: Math.round(process.memoryUsage.rss() / 1024), spaces };
+}
+
 async function main(): Promise<void> {
   const kind = args.kind;
   const built: { handler: http.RequestListener; server: Server; close?: () => Promise<void> } | undefined =
@@ -203,6 +212,7 @@ async function main(): Promise<void> {
       reply({ publishing: now() });
       built.server.publish().then(() => reply({ published: EVENTS, at: now() }), (err: unknown) => reply({ error: String(err) }));
     } else if (cmd === 'heap') reply({ heap: writeHeapSnapshot() });
+    else if (cmd === 'memory') reply({ memory: memory() });
     else if (cmd === 'exit') await exit();
   }
   // stdin closed: the orchestrator went away.

@@ -13,10 +13,10 @@
  * window starts when its last connection is up.
  *
  *   node --import tsx bench/fanout.ts [--quick] [--json] [--duration 10] [--servers limit,taskstream,better-sse]
- *        [--subscribers 100,1000,10000] [--rates 1,10,100] [--burst 1000x2000] [--idle 10000] [--runs 3] [--profile DIR] [--save FILE] [--burst-await]
+ *        [--subscribers 100,1000,10000] [--rates 1,10,100] [--burst 1000x2000] [--idle 10000] [--runs 3] [--profile DIR] [--heap DIR] [--save FILE] [--burst-await]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -41,6 +41,8 @@ const { values: args } = parseArgs({
     idle: { type: 'string' },
     /** Run the taskstream server with --cpu-prof, profiles into this directory. */
     profile: { type: 'string' },
+    /** Idle run: a heap snapshot of each server before its streams connect and one with them open, into this directory (see bench/heap-diff.ts). */
+    heap: { type: 'string' },
     /** Burst row: taskstream's task awaits each ctx.send (the usual task code) instead of one send per turn. */
     'burst-await': { type: 'boolean', default: false },
     /** The load client only counts events (no parsing, latency or id checks): for the server's CPU per event. */
@@ -110,6 +112,13 @@ interface IdleResult {
   readonly rssIdleKB: number;
   readonly perConnKB: number;
   readonly ssebenchPerConnKB: number | null;
+  /** KB per stream by where it went: each V8 heap space's growth in RAM, and `native` (the RSS growth outside the V8 heap). */
+  readonly perConnBySpaceKB: Record<string, number>;
+}
+
+interface Memory {
+  readonly rssKB: number;
+  readonly spaces: Record<string, number>;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -271,7 +280,10 @@ async function runIdle(kind: Kind, n: number): Promise<IdleResult> {
     await server.ask('gc', 'gc');
     await sleep(200);
     const before = rssKB(server.pid);
-    const bench = runSsebench(`http://127.0.0.1:${port}${path}`, n, server.pid, ['--duration', '3']);
+    const memBefore = (await server.ask<{ memory: Memory }>('memory', 'memory')).memory;
+    if (args.heap !== undefined) await snapshot(server, `${kind}-before`);
+    // With --heap the streams stay open longer: a snapshot of 10,000 streams takes seconds.
+    const bench = runSsebench(`http://127.0.0.1:${port}${path}`, n, server.pid, ['--duration', args.heap === undefined ? '3' : '30']);
     let ended = false;
     const done = bench.done.finally(() => (ended = true));
     await waitForSubscribers(server, n, () => ended);
@@ -279,15 +291,33 @@ async function runIdle(kind: Kind, n: number): Promise<IdleResult> {
     await server.ask('gc', 'gc');
     await sleep(200);
     const idle = rssKB(server.pid);
+    const memIdle = (await server.ask<{ memory: Memory }>('memory', 'memory')).memory;
+    if (args.heap !== undefined) await snapshot(server, `${kind}-${n}-streams`);
     const r = await done;
     const established = r.connections.established;
+    const perConnBySpaceKB: Record<string, number> = {};
+    let heap = 0;
+    for (const [space, kb] of Object.entries(memIdle.spaces)) {
+      const grew = kb - (memBefore.spaces[space] ?? 0);
+      heap += grew;
+      if (grew !== 0) perConnBySpaceKB[space] = round2(grew / established);
+    }
+    perConnBySpaceKB.native = round2((memIdle.rssKB - memBefore.rssKB - heap) / established);
     return {
       server: kind, subscribers: established, rssBeforeKB: before, rssIdleKB: idle,
-      perConnKB: round1((idle - before) / established), ssebenchPerConnKB: r.server?.rssPerConnKB ?? null,
+      perConnKB: round1((idle - before) / established), ssebenchPerConnKB: r.server?.rssPerConnKB ?? null, perConnBySpaceKB,
     };
   } finally {
     await server.stop();
   }
+}
+
+/** A heap snapshot of the server (it GCs first), moved to `--heap DIR` as NAME.heapsnapshot. */
+async function snapshot(server: ServerProcess, name: string): Promise<void> {
+  const { heap } = await server.ask<{ heap: string }>('heap', 'heap');
+  const to = resolve(args.heap!, `${name}.heapsnapshot`);
+  renameSync(resolve(heap), to);
+  log(`  heap snapshot: ${to}`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -412,6 +442,9 @@ function ms(v: number | null): string {
 function round1(x: number): number {
   return Math.round(x * 10) / 10;
 }
+function round2(x: number): number {
+  return Math.round(x * 100) / 100;
+}
 function num(name: string, value: string, zero = false): number {
   const n = Number(value);
   if (!Number.isFinite(n) || n < 0 || (!zero && n === 0)) throw new TypeError(`--${name}: expected a number > 0, got ${value}`);
@@ -425,6 +458,7 @@ function list(name: string, value: string): number[] {
 
 async function main(): Promise<void> {
   if (args.profile !== undefined) mkdirSync(resolve(args.profile), { recursive: true });
+  if (args.heap !== undefined) mkdirSync(resolve(args.heap), { recursive: true });
   const rows: Row[] = [];
   for (const n of SUBSCRIBERS) for (const rate of RATES) rows.push({ name: `${fmt(n)} subs × ${rate} ev/s`, subscribers: n, rate, events: 0 });
   if (BURST) {
@@ -490,6 +524,8 @@ async function main(): Promise<void> {
     console.log('| server | RSS before KB | RSS with streams KB | KB per subscriber | ssebench per-conn KB (no GC) |');
     console.log('|---|---:|---:|---:|---:|');
     for (const r of idle) console.log(`| ${r.server} | ${fmt(r.rssBeforeKB)} | ${fmt(r.rssIdleKB)} | ${r.perConnKB} | ${r.ssebenchPerConnKB ?? '–'} |`);
+    console.log('\nWhere it went, KB per stream (V8 heap spaces in RAM; native = the rest of the RSS growth):\n');
+    for (const r of idle) console.log(`- ${r.server}: ${Object.entries(r.perConnBySpaceKB).map(([k, v]) => `${k} ${v}`).join(', ')}`);
     if (idleTs) console.log(`\ntaskstream idle RSS per subscriber: ${idleTs.perConnKB} KB (${idleTs.perConnKB <= 12 ? 'met' : 'NOT met'})`);
   }
 }

@@ -4,7 +4,7 @@ import { type HttpOptions, resolveHttpOptions, SSE_HEADERS, stripBase } from './
 import { answer } from './pipeline.js';
 import { logRequest, safeRequestId } from './request-log.js';
 import type { HttpRequest } from './routes.js';
-import { Heartbeat, SseSession, type SseTransport } from './sse-session.js';
+import { Heartbeat, SseSession, sseShared, type SseTransport } from './sse-session.js';
 
 /** What a Fetch server knows about the connection: the client's address (rate limit) and the address it accepted on (Host check). */
 export interface ConnectionInfo {
@@ -22,6 +22,7 @@ export type FetchHandler = (request: Request, connection?: ConnectionInfo) => Pr
 export function createFetchHandler(runtime: Taskstream, options: HttpOptions = {}): FetchHandler {
   const opts = resolveHttpOptions(runtime, options);
   const heartbeat = new Heartbeat(opts.heartbeatMs);
+  const streams = sseShared(runtime, opts, heartbeat, false);
   return async (request, connection = {}) => {
     const started = performance.now();
     const requestId = safeRequestId(request.headers.get('x-request-id')) ?? randomUUID();
@@ -76,10 +77,7 @@ export function createFetchHandler(runtime: Taskstream, options: HttpOptions = {
               drained = callback;
             },
           };
-          session = new SseSession(transport, reply.task, { ...opts, onPause: () => runtime.report('stream:paused', { taskId }) }, (s) => {
-            heartbeat.delete(s);
-            runtime.report('stream:closed', { taskId });
-          });
+          session = new SseSession(transport, reply.task, streams);
           heartbeat.add(session);
           runtime.report('stream:opened', { taskId });
           session.start(runtime, reply.afterSeq);

@@ -6,7 +6,7 @@ import { type HttpOptions, type ResolvedHttpOptions, resolveHttpOptions, SSE_HEA
 import { logRequest, safeRequestId } from './request-log.js';
 import type { HttpRequest, Reply } from './routes.js';
 import { Corker, NodeTransport } from './node-transport.js';
-import { Heartbeat, SseSession } from './sse-session.js';
+import { Heartbeat, SseSession, type SseShared, sseShared } from './sse-session.js';
 
 export type NodeHandler = (req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void) => void;
 
@@ -22,11 +22,12 @@ class ClientGoneError extends Error {
 export function createHandler(runtime: Taskstream, options: HttpOptions = {}): NodeHandler {
   const opts = resolveHttpOptions(runtime, options);
   const heartbeat = new Heartbeat(opts.heartbeatMs);
+  const streams = sseShared(runtime, opts, heartbeat, true);
   const corker = new Corker();
   return (req, res, next) => {
     const started = performance.now();
     const requestId = safeRequestId(req.headers['x-request-id']) ?? randomUUID();
-    handle(runtime, opts, heartbeat, corker, req, res, requestId, started).catch((err: unknown) => {
+    handle(runtime, opts, heartbeat, streams, corker, req, res, requestId, started).catch((err: unknown) => {
       const gone = err instanceof ClientGoneError || req.socket.destroyed;
       if (gone) {
         opts.logger.debug({ reqId: requestId, err: { message: (err as Error).message } }, 'taskstream http: client went away mid-request');
@@ -46,7 +47,8 @@ export function createHandler(runtime: Taskstream, options: HttpOptions = {}): N
 }
 
 async function handle(
-  runtime: Taskstream, opts: ResolvedHttpOptions, heartbeat: Heartbeat, corker: Corker, req: IncomingMessage, res: ServerResponse, requestId: string, started: number,
+  runtime: Taskstream, opts: ResolvedHttpOptions, heartbeat: Heartbeat, streams: SseShared, corker: Corker,
+  req: IncomingMessage, res: ServerResponse, requestId: string, started: number,
 ): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://localhost');
   // Express strips its mount path into req.baseUrl; otherwise strip `basePath` ourselves.
@@ -81,7 +83,7 @@ async function handle(
     done(result.reply.status);
     return;
   }
-  startStream(runtime, opts, heartbeat, corker, req, res, result as Answer & { reply: Reply & { kind: 'stream' } });
+  startStream(runtime, heartbeat, streams, corker, req, res, result as Answer & { reply: Reply & { kind: 'stream' } });
   done(200);
 }
 
@@ -99,7 +101,7 @@ function send(req: IncomingMessage, res: ServerResponse, reply: Reply & { kind: 
 }
 
 function startStream(
-  runtime: Taskstream, opts: ResolvedHttpOptions, heartbeat: Heartbeat, corker: Corker, req: IncomingMessage, res: ServerResponse,
+  runtime: Taskstream, heartbeat: Heartbeat, streams: SseShared, corker: Corker, req: IncomingMessage, res: ServerResponse,
   result: Answer & { reply: Reply & { kind: 'stream' } },
 ): void {
   const { reply } = result;
@@ -107,18 +109,9 @@ function startStream(
   req.socket.setTimeout(0);
   res.writeHead(200, { ...reply.headers, ...SSE_HEADERS });
   flattenHeader(res);
-  const metrics = opts.metrics;
-  const taskId = reply.task.id;
-  const session = new SseSession(new NodeTransport(res, corker), reply.task, {
-    ...opts,
-    onPause: () => runtime.report('stream:paused', { taskId }),
-    onFrame: metrics === undefined ? undefined : () => metrics.framesSent(1),
-  }, (s) => {
-    heartbeat.delete(s);
-    runtime.report('stream:closed', { taskId });
-  });
+  const session = new SseSession(new NodeTransport(res, corker), reply.task, streams);
   heartbeat.add(session);
-  runtime.report('stream:opened', { taskId });
+  runtime.report('stream:opened', { taskId: reply.task.id });
   onClose(res, session);
   session.start(runtime, reply.afterSeq);
 }

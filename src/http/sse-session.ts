@@ -1,6 +1,7 @@
 import type { EndReason, Sink } from '../hub/hub.js';
 import type { Taskstream } from '../runtime/runtime.js';
 import { encodeFrame, frameOf, PING, retryField } from '../sse/encode.js';
+import type { ResolvedHttpOptions } from './options.js';
 import type { EventRecord, TaskRecord } from '../store/types.js';
 
 /** What an SSE stream writes to: a Node response or a Fetch ReadableStream. */
@@ -18,14 +19,41 @@ export interface SseTransport {
   onDrain(callback: () => void): void;
 }
 
-export interface SseOptions {
+/**
+ * What every stream of one handler shares: one object per handler, not per stream (a per-stream
+ * copy of the options with its own hooks cost about 1 KB of heap per open stream: the object, its
+ * out-of-object properties, a hidden class of its own and three closures).
+ */
+export interface SseShared {
   readonly retryMs: number;
   readonly maxBufferedBytes: number;
   readonly stalledClientMs: number;
-  /** Told each time the stream pauses for a slow client (metrics). */
-  readonly onPause?: () => void;
+  /** Told each time a stream pauses for a slow client (metrics). */
+  readonly onPause?: (taskId: number) => void;
   /** Told of each event frame written (metrics); absent, nothing is counted. */
   readonly onFrame?: () => void;
+  /** Told once when a stream ends, however it ends (the client left, the task finished, a stalled client dropped). */
+  readonly onEnd: (session: SseSession) => void;
+}
+
+/**
+ * The shared part of a handler's streams: pauses and ends reported as runtime events, the stream
+ * leaves the heartbeat when it ends; `countFrames`: each event frame counted in the metrics (the
+ * Fetch adapter counts them in its transport instead).
+ */
+export function sseShared(runtime: Taskstream, opts: ResolvedHttpOptions, heartbeat: Heartbeat, countFrames: boolean): SseShared {
+  const metrics = opts.metrics;
+  return {
+    retryMs: opts.retryMs,
+    maxBufferedBytes: opts.maxBufferedBytes,
+    stalledClientMs: opts.stalledClientMs,
+    onPause: (taskId) => runtime.report('stream:paused', { taskId }),
+    onFrame: metrics === undefined || !countFrames ? undefined : () => metrics.framesSent(1),
+    onEnd: (session) => {
+      heartbeat.delete(session);
+      runtime.report('stream:closed', { taskId: session.taskId });
+    },
+  };
 }
 
 /**
@@ -43,28 +71,29 @@ export class SseSession implements Sink {
   readonly #taskId: number;
   readonly #app: string;
   readonly #type: string;
-  readonly #options: SseOptions;
-  readonly #onEnd: (session: SseSession) => void;
-  #runtime: Taskstream | undefined;
+  readonly #shared: SseShared;
   #detach: (() => void) | undefined;
-  #cursor = 0;
   #ended = false;
   #stallTimer: NodeJS.Timeout | undefined;
 
-  constructor(transport: SseTransport, task: TaskRecord, options: SseOptions, onEnd: (session: SseSession) => void) {
+  constructor(transport: SseTransport, task: TaskRecord, shared: SseShared) {
     this.#transport = transport;
     this.#taskId = task.id;
     this.#app = task.app;
     this.#type = task.type;
-    this.#options = options;
-    this.#onEnd = onEnd;
-    transport.write(retryField(options.retryMs));
+    this.#shared = shared;
+    transport.write(retryField(shared.retryMs));
   }
 
+  get taskId(): number {
+    return this.#taskId;
+  }
+
+  /** Attaches to the task's log after `afterSeq` (the hub keeps the cursor from then on). */
   start(runtime: Taskstream, afterSeq: number): void {
-    this.#runtime = runtime;
-    this.#cursor = afterSeq;
-    this.#attach();
+    const detach = runtime.watch(this.#taskId, afterSeq, this);
+    if (this.#ended) detach();
+    else this.#detach = detach;
   }
 
   event(event: EventRecord, shared: boolean): boolean {
@@ -73,9 +102,8 @@ export class SseSession implements Sink {
     if (!shared) transport.write(encodeFrame(event, this.#app, this.#type));
     else if (transport.writeEvent !== undefined) transport.writeEvent(event, this.#app, this.#type);
     else transport.write(frameOf(event, this.#app, this.#type));
-    this.#options.onFrame?.();
-    this.#cursor = event.seq;
-    return this.#transport.buffered() <= this.#options.maxBufferedBytes;
+    this.#shared.onFrame?.();
+    return this.#transport.buffered() <= this.#shared.maxBufferedBytes;
   }
 
   ping(): void {
@@ -85,12 +113,12 @@ export class SseSession implements Sink {
   /** The hub paused this stream (its backlog is full): resume once the client has taken it. */
   onDrain(resume: () => void): void {
     if (this.#ended) return;
-    this.#options.onPause?.();
+    this.#shared.onPause?.(this.#taskId);
     this.#stallTimer = setTimeout(() => {
       if (this.#ended) return;
       this.#finish();
       this.#transport.destroy();
-    }, this.#options.stalledClientMs);
+    }, this.#shared.stalledClientMs);
     this.#transport.onDrain(() => {
       clearTimeout(this.#stallTimer);
       this.#stallTimer = undefined;
@@ -110,17 +138,11 @@ export class SseSession implements Sink {
     if (!this.#ended) this.#finish();
   }
 
-  #attach(): void {
-    const detach = this.#runtime!.watch(this.#taskId, this.#cursor, this);
-    if (this.#ended) detach();
-    else this.#detach = detach;
-  }
-
   #finish(): void {
     this.#ended = true;
     clearTimeout(this.#stallTimer);
     this.#detach?.();
-    this.#onEnd(this);
+    this.#shared.onEnd(this);
   }
 }
 
@@ -129,8 +151,6 @@ export class Heartbeat {
   readonly #sessions = new Set<SseSession>();
   readonly #intervalMs: number;
   #timer: NodeJS.Timeout | undefined;
-  /** `delete`, as one function for every session's `onEnd` (not a closure per stream). */
-  readonly remove = (session: SseSession): void => this.delete(session);
 
   constructor(intervalMs: number) {
     this.#intervalMs = intervalMs;
