@@ -16,8 +16,7 @@ export interface LeasesDeps {
   readonly cancel: (taskId: number, reason: string) => void;
   /** Events the sweep wrote (recovered runs), to announce. */
   readonly publish: (events: readonly EventRecord[]) => void;
-  /** The sweep found or freed work: claim. */
-  /** A claim pass that also looks for delayed work (a sweep finds what a lost announcement missed). */
+  /** The sweep found or freed work: a claim pass that also looks for delayed work (what a lost announcement missed). */
   readonly sweepClaims: () => void;
 }
 

@@ -12,7 +12,7 @@ export class TickBatch<I, O> {
 
   /**
    * `write` gets the items in call order and returns one result per item, in the same order.
-   * Two items with the same `key` never share a statement (the later one waits for the next).
+   * Two items with the same `key` never share a statement (the later one goes in another).
    */
   constructor(write: (items: readonly I[]) => Promise<O[]>, key: (item: I) => unknown, max = 500) {
     this.#write = write;
