@@ -388,7 +388,8 @@ describe('postgres bus under faults', { skip: pgSkip }, () => {
     await Promise.all([a.ready(), b.ready()]);
     const c = collector();
     await a.subscribeEvents(21, c.listener);
-    const resynced = within(10_000, new Promise<void>((resolve) => a.onResync(resolve)), 'onResync');
+    // Both listening connections are terminated: each bus says when it listens again.
+    const resynced = within(10_000, Promise.all([a, b].map((bus) => new Promise<void>((resolve) => bus.onResync(resolve)))), 'onResync of both');
     const admin = new pg.Client({ connectionString: url });
     await admin.connect();
     try {
@@ -401,7 +402,7 @@ describe('postgres bus under faults', { skip: pgSkip }, () => {
       await admin.end();
     }
     await resynced;
-    await within(5000, (async () => { for (;;) { try { await a.ping(); await b.ping(); return; } catch { await new Promise((r) => setTimeout(r, 50)); } } })(), 'ping after reconnect');
+    await within(5000, Promise.all([a.ping(), b.ping()]), 'ping after reconnect');
     const signal = nextCommand(a, (cmd) => cmd.kind === 'signal');
     publish(pair, 21, [event(21, 1)]);
     b.publishCommand({ kind: 'signal', taskId: 21, name: 'go' });

@@ -348,7 +348,7 @@ await describeBackends('core', 'cancel', (tmp) => {
           try {
             await untilAborted(ctx.signal);
           } finally {
-            await sleep(20); // a write that must not be cut off: no signal
+            await new Promise((resolve) => setImmediate(resolve)); // a later turn, as a cleanup write would be: no signal
             await ctx.send('cleanup', { saved: true });
             cleanedUp = true;
           }
