@@ -135,6 +135,6 @@ export class Scheduler {
   /** Arms the wake timer for the earliest delayed task (a retry's backoff, a `runAt`) the store knows of. */
   async #lookUpNextRun(): Promise<void> {
     const delay = await this.#deps.store.nextRunDelay(this.#deps.kinds, Date.now());
-    if (delay !== null) this.wakeIn(Math.max(1, delay));
+    if (delay !== null) this.wakeIn(delay);
   }
 }

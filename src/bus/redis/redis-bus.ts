@@ -268,7 +268,7 @@ export class RedisBus implements Bus {
     this.#outbox = [];
     const pub = this.#pub;
     if (this.#closed || pub === undefined) return;
-    if (pairs.length === 2 || pub.sendCommand === undefined || this.#noScripting) {
+    if (pub.sendCommand === undefined || this.#noScripting) {
       this.#publishEach(pub, pairs);
       return;
     }
@@ -284,6 +284,7 @@ export class RedisBus implements Bus {
     }
   }
 
+  /** One EVAL for these pairs (a single pair goes as a plain PUBLISH). */
   #evalPublish(pub: RedisClientSlice, pairs: string[]): void {
     if (pairs.length === 2) {
       this.#publishEach(pub, pairs);

@@ -6,15 +6,15 @@
  */
 export class TickBatch<I, O> {
   readonly #write: (items: readonly I[]) => Promise<O[]>;
-  readonly #key: (item: I) => unknown;
+  readonly #key: ((item: I) => unknown) | undefined;
   readonly #max: number;
   #queue: Array<Pending<I, O>> = [];
 
   /**
    * `write` gets the items in call order and returns one result per item, in the same order.
-   * Two items with the same `key` never share a statement (the later one goes in another).
+   * Two items with the same `key`, when one is given, never share a statement (the later one goes in another).
    */
-  constructor(write: (items: readonly I[]) => Promise<O[]>, key: (item: I) => unknown, max = 500) {
+  constructor(write: (items: readonly I[]) => Promise<O[]>, key?: (item: I) => unknown, max = 500) {
     this.#write = write;
     this.#key = key;
     this.#max = max;
@@ -35,10 +35,10 @@ export class TickBatch<I, O> {
       const later: Array<Pending<I, O>> = [];
       const keys = new Set<unknown>();
       for (const p of rest) {
-        const key = this.#key(p.item);
-        if (batch.length >= this.#max || keys.has(key)) later.push(p);
+        const key = this.#key?.(p.item);
+        if (batch.length >= this.#max || (key !== undefined && keys.has(key))) later.push(p);
         else {
-          keys.add(key);
+          if (key !== undefined) keys.add(key);
           batch.push(p);
         }
       }

@@ -52,7 +52,7 @@ export class PostgresStore implements Store {
   /** The last multi-row write of run-owned rows started (append, renewal, release); see #oneAtATime. */
   #rowWrites: Promise<unknown> = Promise.resolve();
   /** Creates without an idempotency key, one statement per tick. */
-  readonly #creates = new TickBatch<NewTask, TaskRow>((tasks) => this.#insertTasks(tasks), () => ({}));
+  readonly #creates = new TickBatch<NewTask, TaskRow>((tasks) => this.#insertTasks(tasks));
   /** Outcomes, one statement per tick; each gets its stored last seq, or undefined when refused. */
   readonly #finishes = new TickBatch<FinishRun, number | undefined>((runs) => this.#finishRuns(runs), (f) => f.taskId);
 
