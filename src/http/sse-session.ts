@@ -129,7 +129,7 @@ export class SseSession implements Sink {
   end(reason: EndReason): void {
     if (this.#ended) return;
     this.#finish();
-    if (reason === 'error') this.#transport.destroy();
+    if (reason === 'error' || reason === 'missing') this.#transport.destroy();
     else this.#transport.end();
   }
 

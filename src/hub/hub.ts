@@ -21,8 +21,14 @@ export interface Sink {
   event(event: EventRecord, shared: boolean): boolean;
   end(reason: EndReason): void;
   onDrain?(resume: () => void): void;
+  /**
+   * Called once, when the watcher's first store read found the task (before any event of it is
+   * handed over); a task that does not exist ends the sink with `missing` instead. A sink needs no
+   * lookup of its own to tell a bad id from a quiet task.
+   */
+  opened?(): void;
 }
-export type EndReason = 'terminal' | 'overflow' | 'closed' | 'error';
+export type EndReason = 'terminal' | 'overflow' | 'closed' | 'error' | 'missing';
 
 export interface HubOptions {
   /** Rows per history read. Default 1000. */
@@ -62,6 +68,8 @@ interface Watcher {
   /** A paused watcher reads one page ahead while its sink drains, then waits. */
   prefetched: boolean;
   pumping: boolean;
+  /** A store read has found the task (the sink was told). */
+  opened: boolean;
 }
 
 interface Entry {
@@ -144,7 +152,7 @@ export class Hub {
     }
     const entry = this.#entries.get(taskId) ?? this.#subscribe(taskId);
     const watcher: Watcher = {
-      sink, cursor: afterSeq, state: 'replay', kept: [], keptAt: 0, keptShared: false, known: -1, beyond: false, prefetched: false, pumping: false,
+      sink, cursor: afterSeq, state: 'replay', kept: [], keptAt: 0, keptShared: false, known: -1, beyond: false, prefetched: false, pumping: false, opened: false,
     };
     entry.watchers.add(watcher);
     void this.#pump(entry, watcher);
@@ -282,7 +290,15 @@ export class Hub {
         const page = await this.#store.readEvents(entry.taskId, w.cursor, this.#page);
         if (stateOf(w) === 'done') return;
         if (w.state === 'paused') w.prefetched = true;
-        if (page === undefined) throw new Error(`task ${entry.taskId} no longer exists`);
+        if (page === undefined) {
+          this.#finish(entry, w, 'missing');
+          return;
+        }
+        if (!w.opened) {
+          w.opened = true;
+          w.sink.opened?.();
+          if (stateOf(w) === 'done') return;
+        }
         if (!(await this.#take(entry, w, page))) return;
       }
     } catch (err) {

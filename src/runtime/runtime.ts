@@ -368,9 +368,18 @@ export class Taskstream implements AsyncDisposable {
     const afterSeq = options.afterSeq ?? 0;
     if (!Number.isSafeInteger(afterSeq) || afterSeq < 0) throw new TypeError('subscribe: afterSeq must be a whole number >= 0');
     if (this.closed) throw new RuntimeClosedError('subscribe');
-    const task = await this.get(ref);
-    if (task === undefined) throw new TaskNotFoundError(String(normalizeRef(ref).id));
-    return new Subscription(this.#hub, task.id, afterSeq, this.#opts.subscriberBuffer, options.signal);
+    const { id, app, type } = normalizeRef(ref);
+    if (app !== undefined || type !== undefined) {
+      // A ref that names the task type is checked against the row.
+      const task = await this.get(ref);
+      if (task === undefined) throw new TaskNotFoundError(String(id));
+      return new Subscription(this.#hub, task.id, afterSeq, this.#opts.subscriberBuffer, options.signal);
+    }
+    if (!Number.isSafeInteger(id) || id <= 0) throw new TaskNotFoundError(String(id));
+    // A bare id: the first page read tells whether the task exists, so no lookup of its own.
+    const subscription = new Subscription(this.#hub, id, afterSeq, this.#opts.subscriberBuffer, options.signal);
+    await subscription.ready;
+    return subscription;
   }
 
   /** Low-level: attach a sink to a task's log (the SSE layer uses this to share encoded frames). */

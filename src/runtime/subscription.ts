@@ -1,4 +1,4 @@
-import { RuntimeClosedError } from '../errors.js';
+import { RuntimeClosedError, TaskNotFoundError } from '../errors.js';
 import type { EndReason, Hub, Sink } from '../hub/hub.js';
 import type { EventRecord } from '../store/types.js';
 
@@ -29,10 +29,16 @@ export class Subscription implements AsyncIterableIterator<TaskEvent>, Sink {
   #queue: EventRecord[] = [];
   #head = 0;
   #cursor: number;
-  #state: 'live' | 'lagging' | 'ended' | 'closed' | 'failed' = 'live';
+  #state: 'live' | 'lagging' | 'ended' | 'closed' | 'failed' | 'missing' = 'live';
   #detach: () => void;
   #wake: (() => void) | undefined;
   #resume: (() => void) | undefined;
+  #settleOpened: ((err?: Error) => void) | undefined;
+  /**
+   * Settles once the hub's first read has told whether the task exists: resolves if it does,
+   * rejects with TaskNotFoundError if not (or with the stream's own error if it failed first).
+   */
+  readonly ready: Promise<void>;
 
   constructor(hub: Hub, taskId: number, afterSeq: number, capacity: number, signal: AbortSignal | undefined) {
     this.#hub = hub;
@@ -40,6 +46,10 @@ export class Subscription implements AsyncIterableIterator<TaskEvent>, Sink {
     this.#capacity = capacity;
     this.#signal = signal;
     this.#cursor = afterSeq;
+    this.ready = new Promise<void>((resolve, reject) => {
+      this.#settleOpened = (err) => (err === undefined ? resolve() : reject(err));
+    });
+    this.ready.catch(() => {}); // a caller that does not wait for it still gets the error from next()
     signal?.addEventListener('abort', this.#onAbort, { once: true });
     this.#detach = hub.attach(taskId, afterSeq, this);
   }
@@ -55,8 +65,13 @@ export class Subscription implements AsyncIterableIterator<TaskEvent>, Sink {
     this.#resume = resume;
   }
 
+  opened(): void {
+    this.#settle();
+  }
+
   end(reason: EndReason): void {
-    this.#state = reason === 'terminal' ? 'ended' : reason === 'overflow' ? 'lagging' : reason === 'closed' ? 'closed' : 'failed';
+    this.#state = reason === 'terminal' ? 'ended' : reason === 'overflow' ? 'lagging' : reason === 'closed' ? 'closed' : reason === 'missing' ? 'missing' : 'failed';
+    this.#settle(this.#failure());
     this.#wakeUp();
   }
 
@@ -79,8 +94,9 @@ export class Subscription implements AsyncIterableIterator<TaskEvent>, Sink {
       }
       switch (this.#state) {
         case 'ended': return this.return();
-        case 'closed': throw new RuntimeClosedError('stream task events');
-        case 'failed': throw new Error(`task ${this.#taskId}: the event stream failed; see the runtime's log`);
+        case 'closed':
+        case 'failed':
+        case 'missing': throw this.#failure()!;
         case 'lagging':
           this.#state = 'live';
           this.#detach = this.#hub.attach(this.#taskId, this.#cursor, this);
@@ -107,8 +123,25 @@ export class Subscription implements AsyncIterableIterator<TaskEvent>, Sink {
 
   readonly #onAbort = (): void => {
     this.#detach();
+    this.#settle(this.#signal!.reason instanceof Error ? this.#signal!.reason : new Error('aborted'));
     this.#wakeUp();
   };
+
+  /** The error next() throws in the state the stream ended in, if it failed. */
+  #failure(): Error | undefined {
+    switch (this.#state) {
+      case 'closed': return new RuntimeClosedError('stream task events');
+      case 'failed': return new Error(`task ${this.#taskId}: the event stream failed; see the runtime's log`);
+      case 'missing': return new TaskNotFoundError(String(this.#taskId));
+      default: return undefined;
+    }
+  }
+
+  #settle(err?: Error): void {
+    const settle = this.#settleOpened;
+    this.#settleOpened = undefined;
+    settle?.(err);
+  }
 
   #wakeUp(): void {
     const wake = this.#wake;

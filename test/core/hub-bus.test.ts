@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { z } from 'zod';
-import { createTaskstream, defineTask, sqliteStore, TERMINAL_EVENTS, type TaskEvent } from '../../src/index.js';
+import { createTaskstream, defineTask, sqliteStore, TaskNotFoundError, TERMINAL_EVENTS, type TaskEvent } from '../../src/index.js';
 import { FaultyBus, lossyBus, slowBus } from '../support/buses.js';
 import { countingStore } from '../support/stores.js';
 import { capturingLogger, collect, deferred, finished, open, tempDb, within } from './helpers.js';
@@ -55,12 +55,14 @@ void describe('subscribing resolves once the subscription is live', () => {
     // No position check during the test: only the hand-over can deliver the events.
     await using rt = await open(tmp.db(), { tasks: [Steps], bus, positionCheckMs: 3_600_000 });
     const task = await rt.create(Steps, { count: 3 });
-    const sub = await rt.subscribe(task.id);
+    // subscribe() resolves once the subscription is live and the first read has found the task.
+    const subscribing = rt.subscribe(task.id);
     await within(2000, asked.promise, 'the hub to subscribe');
     gate.resolve();
     await finished(rt, task.id);
     assert.ok(bus.lost.length === 0, 'nothing was dropped by the bus itself');
     live.resolve(); // the subscription is live only now: every publish so far reached no one
+    const sub = await within(5000, subscribing, 'subscribe to resolve once live');
     assertWhole(await collect(sub, 5000, 'the late-live subscriber to end'), 3, 'subscriber');
   });
 
@@ -84,8 +86,7 @@ void describe('subscribing resolves once the subscription is live', () => {
     const logger = capturingLogger();
     await using rt = await open(tmp.db(), { tasks: [Steps], bus, logger });
     const task = await rt.create(Steps, { count: 2 });
-    const failed = await rt.subscribe(task.id);
-    await assert.rejects(within(2000, failed.next(), 'the failed stream'), /event stream failed/);
+    await assert.rejects(within(2000, rt.subscribe(task.id), 'the failed subscribe'), /event stream failed/);
     assert.equal(logger.entries.filter((e) => e.level === 'error').length, 1, 'the SUBSCRIBE error is logged once');
     assert.equal(rt.stats.subscribers, 0);
     const again = await rt.subscribe(task.id);
@@ -100,8 +101,11 @@ void describe('subscribing resolves once the subscription is live', () => {
     const Steps = steps(gate.promise);
     await using rt = await open(tmp.db(), { tasks: [Steps], bus });
     const task = await rt.create(Steps, { count: 1 });
-    const sub = await rt.subscribe(task.id);
-    await sub.return?.();
+    const leave = new AbortController();
+    const subscribing = rt.subscribe(task.id, { signal: leave.signal });
+    assert.equal(rt.stats.subscribers, 1);
+    leave.abort();
+    await assert.rejects(within(2000, subscribing, 'the abandoned subscribe'), { name: 'AbortError' });
     assert.equal(rt.stats.subscribers, 0);
     live.resolve();
     // The subscription goes live after its last watcher left: the hub lets go of it at once.
@@ -189,6 +193,26 @@ void describe('the position check costs one store read, whatever the watched tas
     assert.equal(store.reads.calls, pagesBefore, 'caught-up watchers read no page');
     gate.resolve();
     for (const s of subs) await collect(s);
+  });
+});
+
+void describe('subscribing by id costs one store read', () => {
+  void test('the first page tells that the task exists: no lookup of its own; a missing id or a wrong type is TaskNotFoundError', async () => {
+    const gate = deferred();
+    const Steps = steps(gate.promise);
+    const store = countingStore(sqliteStore(tmp.db()));
+    await using rt = await createTaskstream({ tasks: [Steps, Other], store, positionCheckMs: 3_600_000 });
+    const task = await rt.create(Steps, { count: 2 });
+    const [lookups, pages] = [store.reads.lookups, store.reads.calls];
+    const sub = await rt.subscribe(task.id);
+    assert.equal(store.reads.lookups, lookups, 'no getTask');
+    assert.equal(store.reads.calls, pages + 1, 'one page read');
+    gate.resolve();
+    assertWhole(await collect(sub), 2, 'subscriber');
+    await assert.rejects(rt.subscribe(task.id + 1000), TaskNotFoundError);
+    assert.equal(rt.stats.subscribers, 0, 'the missing task left no watcher');
+    await assert.rejects(rt.subscribe({ app: 'core', type: 'Other', id: task.id }), TaskNotFoundError);
+    await assert.rejects(rt.subscribe(0), TaskNotFoundError);
   });
 });
 

@@ -13,6 +13,8 @@ export interface ReadLog {
   readonly times: Map<number, number>;
   /** `readEvents` calls, whatever they returned. */
   calls: number;
+  /** `getTask` calls. */
+  lookups: number;
   /** `readPositions` calls (the position check), each with the tasks it asked for. */
   readonly positions: Array<readonly number[]>;
 }
@@ -20,10 +22,16 @@ export interface ReadLog {
 export function countingStore(inner: Store): Store & { reads: ReadLog } {
   const pages: ReadLog['pages'] = [];
   const times = new Map<number, number>();
-  const reads: ReadLog = { pages, times, calls: 0, positions: [], rows: () => pages.reduce((n, p) => n + p.rows, 0) };
+  const reads: ReadLog = { pages, times, calls: 0, lookups: 0, positions: [], rows: () => pages.reduce((n, p) => n + p.rows, 0) };
   return new Proxy(inner, {
     get(target, key, receiver) {
       if (key === 'reads') return reads;
+      if (key === 'getTask') {
+        return async (id: number) => {
+          reads.lookups += 1;
+          return target.getTask(id);
+        };
+      }
       if (key === 'readPositions') {
         return async (taskIds: readonly number[]) => {
           reads.positions.push([...taskIds]);
