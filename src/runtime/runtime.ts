@@ -362,7 +362,9 @@ export class Taskstream implements AsyncDisposable {
 
   /**
    * The task's events after `afterSeq` (default 0: all of them), then live ones, ending after the
-   * terminal event. Leaving the loop (break, or `signal`) detaches; the task goes on.
+   * terminal event. Leaving the loop (break, or `signal`) detaches; the task goes on. Resolves once
+   * the subscription is live and its first read has found the task; rejects with
+   * TaskNotFoundError if there is none.
    */
   async subscribe(ref: TaskRef, options: { afterSeq?: number; signal?: AbortSignal } = {}): Promise<AsyncIterableIterator<TaskEvent>> {
     const afterSeq = options.afterSeq ?? 0;

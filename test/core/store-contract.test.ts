@@ -159,6 +159,37 @@ await describeBackends('store contract', 'contract', (tmp) => {
     }
   });
 
+  void test('batched creates, appends and outcomes keep any text byte for byte (quotes, backslashes, braces, commas, "NULL", non-ASCII)', async () => {
+    const db = await fresh();
+    try {
+      const odd = ['', 'NULL', 'null', '"', '\\', '\\"', '{}', '{a,b}', 'a,b', ' spaced ', 'line\nbreak\ttab', 'é ✓ 𝄞', '\\\\N', "it's"];
+      const inputs = odd.map((s, i) => ({ s, i }));
+      const created = await Promise.all(inputs.map((input) => db.store.createTask({
+        app: 'core', type: 'Contract', input, timeoutMs: null, idempotencyKey: null, runAt: null, now: Date.now(),
+      })));
+      assert.deepEqual(created.map((c) => c.task.input), inputs, 'inputs as created');
+      const claims = await db.store.claimTasks({ owner: 'me', kinds: [KIND], limit: odd.length, leaseMs: 60_000, now: Date.now() });
+      assert.equal(claims.length, odd.length);
+      // One event per task, all in one append (one statement on PostgreSQL).
+      const json = (c: (typeof claims)[number]) => JSON.stringify({ s: odd[(c.task.input as { i: number }).i] });
+      assert.deepEqual(await db.store.appendEvents(claims.map((c) => ({ taskId: c.task.id, epoch: c.epoch, seq: 1, type: 'progress', json: json(c), at: Date.now() }))), []);
+      const results = await Promise.all(claims.map((c) => db.store.finishRun({
+        taskId: c.task.id, epoch: c.epoch, status: 'completed', finalValue: json(c), event: runtimeEvents.complete(json(c)),
+        unlessCancelRequested: false, retainEvents: undefined, now: Date.now(),
+      })));
+      for (const [i, c] of claims.entries()) {
+        assert.ok(results[i]!.ok);
+        const page = await db.store.readEvents(c.task.id, 0, { limit: 10 });
+        assert.deepEqual(page?.events.map((e) => e.type), ['progress', 'complete']);
+        assert.equal(page?.events[0]!.json, json(c), 'event data as sent');
+        assert.equal(page?.events[1]!.json, runtimeEvents.complete(json(c)).json, 'terminal event as sent');
+        assert.deepEqual((await db.store.getTask(c.task.id))?.finalValue, JSON.parse(json(c)), 'final value as sent');
+      }
+    } finally {
+      await db.close();
+    }
+  });
+
   void test('creates and outcomes made at once each get their own result (stores may write them as one statement)', async () => {
     const db = await fresh();
     try {

@@ -5,6 +5,7 @@ import type {
 } from '../types.js';
 import { TERMINAL_STATUSES } from '../types.js';
 import { TickBatch } from './batch.js';
+import { boolArray, numberArray, textArray } from './arrays.js';
 import { migrate } from './migrate.js';
 import { isTransient, openPool, type PgClient, type PgPool, type PgQueryConfig, withRetry } from './pool.js';
 import { checkKeep, type EventRow, type FenceRow, groupRuns, stateEvent, type TaskRow, toEvent, toTask } from './rows.js';
@@ -162,8 +163,10 @@ export class PostgresStore implements Store {
       } else {
         const ids = [...runs.keys()];
         const r = await this.#exec<{ accepted: string[] }>(pool, 'appendMany', [
-          ids, ids.map((id) => runs.get(id)!.epoch), ids.map((id) => runs.get(id)!.first), ids.map((id) => runs.get(id)!.last),
-          events.map((e) => e.taskId), events.map((e) => e.seq), events.map((e) => e.type), events.map((e) => e.json), events.map((e) => e.at),
+          numberArray(ids), numberArray(ids.map((id) => runs.get(id)!.epoch)),
+          numberArray(ids.map((id) => runs.get(id)!.first)), numberArray(ids.map((id) => runs.get(id)!.last)),
+          numberArray(events.map((e) => e.taskId)), numberArray(events.map((e) => e.seq)),
+          textArray(events.map((e) => e.type)), textArray(events.map((e) => e.json)), numberArray(events.map((e) => e.at)),
         ]);
         accepted = new Set(r.rows[0]!.accepted.map(Number));
       }
@@ -195,8 +198,8 @@ export class PostgresStore implements Store {
 
   async #insertTasks(tasks: readonly NewTask[]): Promise<TaskRow[]> {
     const rows = await this.#run<TaskRow>('insertTasks', [
-      tasks.map((t) => t.app), tasks.map((t) => t.type), tasks.map((t) => JSON.stringify(t.input ?? null)),
-      tasks.map((t) => t.timeoutMs), tasks.map((t) => t.runAt),
+      textArray(tasks.map((t) => t.app)), textArray(tasks.map((t) => t.type)), textArray(tasks.map((t) => JSON.stringify(t.input ?? null))),
+      numberArray(tasks.map((t) => t.timeoutMs)), numberArray(tasks.map((t) => t.runAt)),
     ]);
     return rows.sort((a, b) => Number(a.id) - Number(b.id));
   }
@@ -204,10 +207,10 @@ export class PostgresStore implements Store {
   /** One statement for a tick's outcomes; one at a time with appends and renewals (it locks many task rows). */
   async #finishRuns(runs: readonly FinishRun[]): Promise<Array<number | undefined>> {
     const rows = await this.#oneAtATime(() => this.#run<{ id: string; last_seq: number }>('finish', [
-      runs.map((f) => f.taskId), runs.map((f) => f.epoch), runs.map((f) => f.status), runs.map((f) => f.finalValue ?? null),
-      runs.map((f) => (f.error ? JSON.stringify(f.error) : null)), runs.map((f) => f.cancelReason ?? null),
-      runs.map((f) => f.event.type), runs.map((f) => f.event.json), runs.map((f) => f.retainEvents ?? null),
-      runs.map((f) => f.unlessCancelRequested), runs.map((f) => f.now),
+      numberArray(runs.map((f) => f.taskId)), numberArray(runs.map((f) => f.epoch)), textArray(runs.map((f) => f.status)),
+      textArray(runs.map((f) => f.finalValue ?? null)), textArray(runs.map((f) => (f.error ? JSON.stringify(f.error) : null))),
+      textArray(runs.map((f) => f.cancelReason ?? null)), textArray(runs.map((f) => f.event.type)), textArray(runs.map((f) => f.event.json)),
+      numberArray(runs.map((f) => f.retainEvents ?? null)), boolArray(runs.map((f) => f.unlessCancelRequested)), numberArray(runs.map((f) => f.now)),
     ]));
     const stored = new Map(rows.map((r) => [Number(r.id), r.last_seq]));
     return runs.map((f) => stored.get(f.taskId));
