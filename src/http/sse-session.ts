@@ -9,6 +9,11 @@ export interface SseTransport {
   write(chunk: string): void;
   /** Writes an event's frame (`frameOf`), when the transport has a cheaper form of it than `write(frame)`. */
   writeEvent?(event: EventRecord, app: string, model: string): void;
+  /**
+   * Writes a live batch's frames (`chunkOfBatch`) in one write if it can and they fit in `room`
+   * bytes; returns false when it wrote nothing.
+   */
+  writeEvents?(events: readonly EventRecord[], app: string, model: string, room: number): boolean;
   /** Bytes written that the client has not taken yet. */
   buffered(): number;
   /** Ends the response cleanly (after what was written). */
@@ -30,8 +35,8 @@ export interface SseShared {
   readonly stalledClientMs: number;
   /** Told each time a stream pauses for a slow client (metrics). */
   readonly onPause?: (taskId: number) => void;
-  /** Told of each event frame written (metrics); absent, nothing is counted. */
-  readonly onFrame?: () => void;
+  /** Told of the event frames written (metrics); absent, nothing is counted. */
+  readonly onFrame?: (count: number) => void;
   /** Told once when a stream ends, however it ends (the client left, the task finished, a stalled client dropped). */
   readonly onEnd: (session: SseSession) => void;
 }
@@ -48,7 +53,7 @@ export function sseShared(runtime: Taskstream, opts: ResolvedHttpOptions, heartb
     maxBufferedBytes: opts.maxBufferedBytes,
     stalledClientMs: opts.stalledClientMs,
     onPause: (taskId) => runtime.report('stream:paused', { taskId }),
-    onFrame: metrics === undefined || !countFrames ? undefined : () => metrics.framesSent(1),
+    onFrame: metrics === undefined || !countFrames ? undefined : (count) => metrics.framesSent(count),
     onEnd: (session) => {
       heartbeat.delete(session);
       runtime.report('stream:closed', { taskId: session.taskId });
@@ -102,8 +107,16 @@ export class SseSession implements Sink {
     if (!shared) transport.write(encodeFrame(event, this.#app, this.#type));
     else if (transport.writeEvent !== undefined) transport.writeEvent(event, this.#app, this.#type);
     else transport.write(frameOf(event, this.#app, this.#type));
-    this.#shared.onFrame?.();
+    this.#shared.onFrame?.(1);
     return this.#transport.buffered() <= this.#shared.maxBufferedBytes;
+  }
+
+  events(events: readonly EventRecord[]): boolean | undefined {
+    const transport = this.#transport;
+    const max = this.#shared.maxBufferedBytes;
+    if (transport.writeEvents === undefined || !transport.writeEvents(events, this.#app, this.#type, max - transport.buffered())) return undefined;
+    this.#shared.onFrame?.(events.length);
+    return transport.buffered() <= max;
   }
 
   ping(): void {
