@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { chunkOf, frameOf } from '../sse/encode.js';
+import { chunkOf, chunkOfBatch, frameOf } from '../sse/encode.js';
 import type { EventRecord } from '../store/types.js';
 import type { SseTransport } from './sse-session.js';
 
@@ -39,8 +39,10 @@ function uncorkAll(corker: Corker): void {
  * (`chunkOf`: `<hex length>\r\n<frame>\r\n`, one Buffer per event per process, shared by every
  * stream). The bytes on the wire are the ones `res.write(frame)` sends, without its four socket
  * writes per call (length, CRLF, data, CRLF), its string encoding per socket and its tick per
- * socket. Otherwise (HTTP/1.0, a wrapped response, a response still queued behind another on the
- * connection) frames go through `res.write`.
+ * socket. A live batch of several events (`writeEvents`, `chunkOfBatch`) goes as one chunk holding
+ * all their frames, one Buffer per batch shared the same way: one socket write for the batch
+ * instead of one per event. Otherwise (HTTP/1.0, a wrapped response, a response still queued
+ * behind another on the connection) frames go through `res.write`.
  */
 export class NodeTransport implements SseTransport {
   readonly #res: ServerResponse;
@@ -65,6 +67,16 @@ export class NodeTransport implements SseTransport {
     } else {
       this.#res.write(frameOf(event, app, model));
     }
+  }
+
+  writeEvents(events: readonly EventRecord[], app: string, model: string, room: number): boolean {
+    const socket = this.#res.socket;
+    if (socket === null || !(this.#direct ? socket.writable : this.#canWriteDirect(socket))) return false;
+    const chunk = chunkOfBatch(events, app, model);
+    if (chunk.length > room) return false;
+    this.#corker.cork(socket);
+    socket.write(chunk);
+    return true;
   }
 
   #canWriteDirect(socket: Socket): boolean {

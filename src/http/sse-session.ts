@@ -9,6 +9,11 @@ export interface SseTransport {
   write(chunk: string): void;
   /** Writes an event's frame (`frameOf`), when the transport has a cheaper form of it than `write(frame)`. */
   writeEvent?(event: EventRecord, app: string, model: string): void;
+  /**
+   * Writes a live batch's frames (`chunkOfBatch`) in one write if it can and they fit in `room`
+   * bytes; returns false when it wrote nothing.
+   */
+  writeEvents?(events: readonly EventRecord[], app: string, model: string, room: number): boolean;
   /** Bytes written that the client has not taken yet. */
   buffered(): number;
   /** Ends the response cleanly (after what was written). */
@@ -30,8 +35,8 @@ export interface SseShared {
   readonly stalledClientMs: number;
   /** Told each time a stream pauses for a slow client (metrics). */
   readonly onPause?: (taskId: number) => void;
-  /** Told of each event frame written (metrics); absent, nothing is counted. */
-  readonly onFrame?: () => void;
+  /** Told of the event frames written (metrics); absent, nothing is counted. */
+  readonly onFrame?: (count: number) => void;
   /** Told once when a stream ends, however it ends (the client left, the task finished, a stalled client dropped). */
   readonly onEnd: (session: SseSession) => void;
 }
@@ -48,7 +53,7 @@ export function sseShared(runtime: Taskstream, opts: ResolvedHttpOptions, heartb
     maxBufferedBytes: opts.maxBufferedBytes,
     stalledClientMs: opts.stalledClientMs,
     onPause: (taskId) => runtime.report('stream:paused', { taskId }),
-    onFrame: metrics === undefined || !countFrames ? undefined : () => metrics.framesSent(1),
+    onFrame: metrics === undefined || !countFrames ? undefined : (count) => metrics.framesSent(count),
     onEnd: (session) => {
       heartbeat.delete(session);
       runtime.report('stream:closed', { taskId: session.taskId });
@@ -75,6 +80,8 @@ export class SseSession implements Sink {
   #detach: (() => void) | undefined;
   #ended = false;
   #stallTimer: NodeJS.Timeout | undefined;
+  /** Heartbeat ticks since this stream last wrote an event (see `Heartbeat`). */
+  #quiet = 0;
 
   constructor(transport: SseTransport, task: TaskRecord, shared: SseShared) {
     this.#transport = transport;
@@ -102,11 +109,24 @@ export class SseSession implements Sink {
     if (!shared) transport.write(encodeFrame(event, this.#app, this.#type));
     else if (transport.writeEvent !== undefined) transport.writeEvent(event, this.#app, this.#type);
     else transport.write(frameOf(event, this.#app, this.#type));
-    this.#shared.onFrame?.();
+    this.#quiet = 0;
+    this.#shared.onFrame?.(1);
     return this.#transport.buffered() <= this.#shared.maxBufferedBytes;
   }
 
-  ping(): void {
+  events(events: readonly EventRecord[]): boolean | undefined {
+    const transport = this.#transport;
+    const max = this.#shared.maxBufferedBytes;
+    if (transport.writeEvents === undefined || !transport.writeEvents(events, this.#app, this.#type, max - transport.buffered())) return undefined;
+    this.#quiet = 0;
+    this.#shared.onFrame?.(events.length);
+    return transport.buffered() <= max;
+  }
+
+  /** A heartbeat tick: a `: ping` once the stream has written nothing for two ticks in a row. */
+  beat(): void {
+    if (++this.#quiet < 2) return;
+    this.#quiet = 0;
     if (!this.#ended && this.#stallTimer === undefined) this.#transport.write(PING);
   }
 
@@ -146,7 +166,13 @@ export class SseSession implements Sink {
   }
 }
 
-/** One timer pings every open stream of a handler, instead of a timer per connection. */
+/**
+ * One timer pings the open streams of a handler, instead of a timer per connection. It ticks every
+ * half interval, and a stream is pinged only after two ticks without an event, so an idle stream
+ * still hears from the server at least once per interval, and a busy one (the fan-out to
+ * thousands of streams) gets no ping on top of its events: no extra write per stream in the
+ * middle of a fan-out.
+ */
 export class Heartbeat {
   readonly #sessions = new Set<SseSession>();
   readonly #intervalMs: number;
@@ -164,8 +190,8 @@ export class Heartbeat {
     this.#sessions.add(session);
     if (this.#timer === undefined) {
       this.#timer = setInterval(() => {
-        for (const s of this.#sessions) s.ping();
-      }, this.#intervalMs);
+        for (const s of this.#sessions) s.beat();
+      }, Math.max(1, this.#intervalMs / 2));
       this.#timer.unref();
     }
   }

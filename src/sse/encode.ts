@@ -43,6 +43,23 @@ export function chunkOf(event: EventRecord, app: string, model: string): Buffer 
   return chunk;
 }
 
+const batchChunks = new WeakMap<readonly EventRecord[], Buffer>();
+
+/**
+ * Several events' frames, one after another, as one ready HTTP/1.1 chunk (what `chunkOf` is for
+ * one event), built once per batch per process: a stream takes a batch in one socket write.
+ * Keyed by the batch array, which the hub shares between every watcher of the task.
+ */
+export function chunkOfBatch(events: readonly EventRecord[], app: string, model: string): Buffer {
+  let chunk = batchChunks.get(events);
+  if (chunk === undefined) {
+    let frames = '';
+    for (const e of events) frames += frameOf(e, app, model);
+    batchChunks.set(events, (chunk = Buffer.from(`${Buffer.byteLength(frames).toString(16)}\r\n${frames}\r\n`)));
+  }
+  return chunk;
+}
+
 export function retryField(ms: number): string {
   return `retry: ${ms}\n\n`;
 }

@@ -18,10 +18,26 @@ const Gate = defineTask({
   },
 });
 
+/** After the signal `go`, `count` events sent `chunk` at a time without waiting: each chunk is one stored batch. */
+const Batches = defineTask({
+  app: 'test',
+  type: 'Batches',
+  input: z.object({ count: z.number().int(), chunk: z.number().int(), size: z.number().int() }),
+  async run(ctx, { count, chunk, size }) {
+    await ctx.waitForSignal('go');
+    for (let i = 1; i <= count;) {
+      let last: Promise<void> | undefined;
+      for (let j = 0; j < chunk && i <= count; j++, i++) last = ctx.send('tick', { i, pad: 'x'.repeat(size) });
+      await last;
+    }
+    return count;
+  },
+});
+
 describe('GET /stream', { timeout: 300_000 }, () => {
   let s: TestServer;
   before(async () => {
-    s = await startServer({ tasks: [Gate], http: { heartbeatMs: 50, maxBufferedBytes: 64 * 1024, stalledClientMs: 300 } });
+    s = await startServer({ tasks: [Gate, Batches], http: { heartbeatMs: 50, maxBufferedBytes: 64 * 1024, stalledClientMs: 300 } });
   });
   after(() => s.close());
 
@@ -168,6 +184,27 @@ describe('GET /stream', { timeout: 300_000 }, () => {
     await within(60_000, closed, 'the stalled client\'s socket to close');
     const rest = await within(60_000, watch(t.stream).done, 'resume from the store');
     assert.deepEqual(seqs(rest), range(1, 2501));
+  });
+
+  test('events stored together reach streams in one piece, whole and in order; a stalled stream is paused between batches, then dropped', async () => {
+    // Batches of 10 × 5 KB (each fits in the 64 KiB backlog), 10 MB in all.
+    const t = await create('test/Batches', { count: 2000, chunk: 10, size: 5000 });
+    const path = new URL(t.stream).pathname;
+    const { port } = new URL(s.url);
+    const before = s.runtime.stats.subscribers;
+    const stalled = net.connect(Number(port), '127.0.0.1');
+    stalled.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n`);
+    stalled.pause();
+    const closed = new Promise<void>((resolve) => stalled.on('close', () => resolve()));
+    await until(s.runtime, () => s.runtime.stats.subscribers === before + 1, 10_000, 'stalled client attached');
+    const healthy = [watch(t.stream), watch(t.stream)];
+    await until(s.runtime, () => s.runtime.stats.subscribers === before + 3, 10_000, 'healthy clients attached');
+    await post(`${s.url}/tasks/test/Batches/${t.id}/signals/go`);
+    for (const h of healthy) assert.deepEqual(seqs(await within(60_000, h.done, 'healthy client')), range(1, 2001));
+    await until(s.runtime, () => s.runtime.stats.subscribers === before, 60_000, 'the server to drop the stalled client');
+    stalled.resume();
+    await within(60_000, closed, 'the stalled client\'s socket to close');
+    assert.deepEqual(seqs(await within(60_000, watch(t.stream).done, 'resume from the store')), range(1, 2001));
   });
 
   test('cancel over HTTP while three clients watch: all get cancelled, then the streams end', async () => {
