@@ -25,13 +25,9 @@ export interface EventWriterHooks {
 }
 
 /**
- * Group commit. Events sent during one tick (a callback and the microtasks it queues), by any
- * number of runs, are appended in one store transaction at the end of that tick
- * (`process.nextTick`), then published to the bus, so watchers only ever see stored events, and
- * live ones get them in the turn they were sent (not a loop iteration later). The sends' promises
- * settle at the next `setImmediate`, so a run that awaits each send still yields to the event loop
- * once per batch, and the runs a batch acknowledged send their next events together. Batches are
- * written one after another, which keeps each task's seq order.
+ * Group commit. Events sent during one tick, by any number of runs, are appended in one store
+ * transaction at the next `setImmediate`, then published to the bus, so watchers only ever see
+ * stored events. Batches are written one after another, which keeps each task's seq order.
  * Cost per event: one array push here, one prepared insert in the transaction.
  *
  * Failures: the chain of batches never breaks. A store error worth retrying (StoreUnavailableError)
@@ -70,7 +66,7 @@ export class EventWriter {
     }
     if (!this.#scheduled) {
       this.#scheduled = true;
-      process.nextTick(flushSoon, this);
+      setImmediate(() => void this.flush());
     }
     return waiter.promise;
   }
@@ -140,7 +136,7 @@ export class EventWriter {
     let stored = 0;
     for (const events of byTask.values()) stored += events.length;
     if (stored > 0) this.#hooks.onAppended?.(stored);
-    setImmediate(resolveAll, waiters);
+    for (const waiter of waiters.values()) waiter.resolve();
     const onStored = this.#hooks.onStored;
     if (onStored !== undefined) for (const [taskId, events] of byTask) onStored(taskId, events[events.length - 1]!.seq);
   }
@@ -160,14 +156,6 @@ export class EventWriter {
       }
     }
   }
-}
-
-function flushSoon(writer: EventWriter): void {
-  void writer.flush();
-}
-
-function resolveAll(waiters: Map<number, Waiter>): void {
-  for (const waiter of waiters.values()) waiter.resolve();
 }
 
 function deferred(): Waiter {
