@@ -161,17 +161,19 @@ describe('GET /stream', { timeout: 300_000 }, () => {
     await until(s.runtime, async () => (await s.runtime.get(t.id))?.status === 'completed', 5000, 'task completion');
   });
 
+  /** A raw client that sends the stream request and never reads the response; `closed` once the server drops it. */
+  function stalledClient(stream: string): { stalled: net.Socket; closed: Promise<void> } {
+    const stalled = net.connect(Number(new URL(s.url).port), '127.0.0.1');
+    stalled.write(`GET ${new URL(stream).pathname} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n`);
+    stalled.pause();
+    return { stalled, closed: new Promise<void>((resolve) => stalled.on('close', () => resolve())) };
+  }
+
   test('a client that stops reading is paused, then dropped; a slow one catches up from the store', async () => {
     // 25 MB: far more than the kernel's socket buffers, so the stalled client must be paused.
     const t = await create('test/Gate', { count: 2500, size: 10_000 });
-    const path = new URL(t.stream).pathname;
-    const { port } = new URL(s.url);
     const before = s.runtime.stats.subscribers;
-    // A raw client that sends the request and never reads the response.
-    const stalled = net.connect(Number(port), '127.0.0.1');
-    stalled.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n`);
-    stalled.pause();
-    const closed = new Promise<void>((resolve) => stalled.on('close', () => resolve()));
+    const { stalled, closed } = stalledClient(t.stream);
     await until(s.runtime, () => s.runtime.stats.subscribers === before + 1, 10_000, 'stalled client attached');
     const healthy = watch(t.stream);
     await post(`${s.url}/tasks/test/Gate/${t.id}/signals/go`);
@@ -189,13 +191,8 @@ describe('GET /stream', { timeout: 300_000 }, () => {
   test('events stored together reach streams in one piece, whole and in order; a stalled stream is paused between batches, then dropped', async () => {
     // Batches of 10 × 5 KB (each fits in the 64 KiB backlog), 10 MB in all.
     const t = await create('test/Batches', { count: 2000, chunk: 10, size: 5000 });
-    const path = new URL(t.stream).pathname;
-    const { port } = new URL(s.url);
     const before = s.runtime.stats.subscribers;
-    const stalled = net.connect(Number(port), '127.0.0.1');
-    stalled.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n`);
-    stalled.pause();
-    const closed = new Promise<void>((resolve) => stalled.on('close', () => resolve()));
+    const { stalled, closed } = stalledClient(t.stream);
     await until(s.runtime, () => s.runtime.stats.subscribers === before + 1, 10_000, 'stalled client attached');
     const healthy = [watch(t.stream), watch(t.stream)];
     await until(s.runtime, () => s.runtime.stats.subscribers === before + 3, 10_000, 'healthy clients attached');
