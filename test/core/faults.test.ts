@@ -292,15 +292,19 @@ function readyProbe(server: http.Server): () => Promise<{ status: number; body: 
   };
 }
 
-/** Resolves once `ping()` succeeds (bound it with `within`): the pool reconnects on its own time. */
+/**
+ * Resolves once `ping()` succeeds, retrying at once: with the relay back, each failure is the pool
+ * discarding one connection the cut left dead, so a pool's worth of tries is enough.
+ */
 async function untilPing(rt: Taskstream): Promise<void> {
-  for (let i = 0; i < 1000; i++) {
+  let last: unknown;
+  for (let i = 0; i < 50; i++) {
     try {
       await rt.store.ping();
       return;
-    } catch {
-      await sleep(50);
+    } catch (err) {
+      last = err;
     }
   }
-  throw new Error('ping() never answered');
+  throw new Error('ping() never answered', { cause: last });
 }

@@ -186,15 +186,25 @@ await describeBackends('core', 'lifecycle', (tmp) => {
       process.on('warning', onWarning);
       try {
         const Later = defineTask({ app: 'core', type: 'Later', input: z.object({}), run: () => 'ran' });
+        // Other work that lasts five sweeps (every 10 ms): time for a spinning wake timer to show.
+        let sweeps = 0;
+        let fiveSweeps: (() => void) | undefined;
         const Busy = defineTask({
           app: 'core',
           type: 'Busy',
           input: z.object({}),
-          async run(ctx) {
-            for (let i = 0; i < 5; i++) await sleep(10, undefined, { signal: ctx.signal });
+          async run() {
+            const from = sweeps;
+            await new Promise<void>((resolve) => (fiveSweeps = () => sweeps >= from + 5 && resolve()));
           },
         });
-        await using rt = await open(tmp.db(), { tasks: [Later, Busy] });
+        await using rt = await open(tmp.db(), { tasks: [Later, Busy], sweepIntervalMs: 10 });
+        const recoverExpired = rt.store.recoverExpired.bind(rt.store);
+        (rt.store as { recoverExpired: typeof recoverExpired }).recoverExpired = async (...args) => {
+          sweeps++;
+          fiveSweeps?.();
+          return recoverExpired(...args);
+        };
         let lookups = 0;
         const nextRunDelay = rt.store.nextRunDelay.bind(rt.store);
         (rt.store as { nextRunDelay: typeof nextRunDelay }).nextRunDelay = (kinds, now) => {
@@ -202,8 +212,8 @@ await describeBackends('core', 'lifecycle', (tmp) => {
           return nextRunDelay(kinds, now);
         };
         const later = await rt.create(Later, {}, { runAt: new Date(Date.now() + 30 * 86_400_000) });
-        // ~50 ms of other work goes by; a spinning wake timer would look the next run up every ms.
-        // Legitimate lookups (one per claim pass: creates, wakes, sweeps) come far less often, and a
+        // Five sweeps of other work go by; a spinning wake timer would look the next run up every ms.
+        // Legitimate lookups (one per sweep, and the creates) come far less often, and a
         // slow machine only makes that margin wider, so the bound scales with the time that passed.
         const started = Date.now();
         await finished(rt, (await rt.create(Busy, {})).id);
