@@ -371,14 +371,9 @@ export class Taskstream implements AsyncDisposable {
     if (!Number.isSafeInteger(afterSeq) || afterSeq < 0) throw new TypeError('subscribe: afterSeq must be a whole number >= 0');
     if (this.closed) throw new RuntimeClosedError('subscribe');
     const { id, app, type } = normalizeRef(ref);
-    if (app !== undefined || type !== undefined) {
-      // A ref that names the task type is checked against the row.
-      const task = await this.get(ref);
-      if (task === undefined) throw new TaskNotFoundError(String(id));
-      return new Subscription(this.#hub, task.id, afterSeq, this.#opts.subscriberBuffer, options.signal);
-    }
     if (!Number.isSafeInteger(id) || id <= 0) throw new TaskNotFoundError(String(id));
-    // A bare id: the first page read tells whether the task exists, so no lookup of its own.
+    // Only a ref that names the task type needs the row; the first page read tells whether the task exists.
+    if ((app !== undefined || type !== undefined) && (await this.get(ref)) === undefined) throw new TaskNotFoundError(String(id));
     const subscription = new Subscription(this.#hub, id, afterSeq, this.#opts.subscriberBuffer, options.signal);
     await subscription.ready;
     return subscription;

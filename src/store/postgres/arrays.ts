@@ -6,33 +6,35 @@
  * append batch in a profile of the PostgreSQL ingest bench. These build it in one pass.
  * Inside double quotes only `\` and `"` need a backslash; unquoted `NULL` is SQL NULL.
  */
-const NEEDS_ESCAPE = /[\\"]/;
 const ESCAPED = /[\\"]/g;
 
-export function textArray(values: readonly (string | null | undefined)[]): string {
+/** `{e1,e2,…}`, with `NULL` for null and undefined and `element` for the rest. */
+function literal<T>(values: readonly (T | null | undefined)[], element: (v: T) => string): string {
   let out = '{';
   for (let i = 0; i < values.length; i++) {
     if (i > 0) out += ',';
     const v = values[i];
-    if (v === null || v === undefined) out += 'NULL';
-    else out += `"${NEEDS_ESCAPE.test(v) ? v.replace(ESCAPED, '\\$&') : v}"`;
+    out += v === null || v === undefined ? 'NULL' : element(v);
   }
   return `${out}}`;
 }
 
-/** Integers or finite numbers (ids, seqs, epochs, ms timestamps); null and undefined are NULL. */
+const quoted = (v: string): string => `"${v.replace(ESCAPED, '\\$&')}"`;
+
+function finite(v: number): string {
+  if (!Number.isFinite(v)) throw new TypeError(`postgres store: ${v} is not a finite number`);
+  return String(v);
+}
+
+export function textArray(values: readonly (string | null | undefined)[]): string {
+  return literal(values, quoted);
+}
+
+/** Integers or finite numbers (ids, seqs, epochs, ms timestamps). */
 export function numberArray(values: readonly (number | null | undefined)[]): string {
-  let out = '{';
-  for (let i = 0; i < values.length; i++) {
-    if (i > 0) out += ',';
-    const v = values[i];
-    if (v === null || v === undefined) out += 'NULL';
-    else if (Number.isFinite(v)) out += String(v);
-    else throw new TypeError(`postgres store: ${v} is not a finite number`);
-  }
-  return `${out}}`;
+  return literal(values, finite);
 }
 
 export function boolArray(values: readonly boolean[]): string {
-  return `{${values.map((v) => (v ? 't' : 'f')).join(',')}}`;
+  return literal(values, (v) => (v ? 't' : 'f'));
 }
