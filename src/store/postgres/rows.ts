@@ -10,8 +10,11 @@ export interface TaskRow {
 export interface EventRow { task_id: string; seq: number; type: string; data: string; at: string }
 export interface FenceRow { id: string; status: TaskStatus; lease_epoch: number; last_seq: number; cancel_requested: string | null }
 
-export function groupRuns(events: readonly NewEvent[]): Map<number, { epoch: number; first: number; last: number }> {
-  const runs = new Map<number, { epoch: number; first: number; last: number }>();
+/** One run's events in a batch: its epoch and the first and last seq. */
+export interface Run { epoch: number; first: number; last: number }
+
+export function groupRuns(events: readonly NewEvent[]): Map<number, Run> {
+  const runs = new Map<number, Run>();
   for (const e of events) {
     const run = runs.get(e.taskId);
     if (run === undefined) runs.set(e.taskId, { epoch: e.epoch, first: e.seq, last: e.seq });

@@ -10,20 +10,31 @@ const TERMINAL = "('completed','failed','cancelled','timed_out')";
 /** A timestamptz column as milliseconds since the epoch (float8, so node-postgres returns a number). */
 const ms = (column: string): string => `floor(extract(epoch from ${column}) * 1000)::float8`;
 
-function taskColumns(alias: string): string {
+/**
+ * A task's last stored seq. Appends do not write the `tasks` row (see appendMany): while a task
+ * runs, its log's end is the events index's. Every statement that moves a task out of running
+ * writes `last_seq` with the seq of the event it wrote, so for other statuses the column is exact.
+ */
+function lastSeq(s: string, alias: string): string {
+  return `CASE WHEN ${alias}status = 'running' THEN GREATEST(${alias}last_seq, (SELECT max(e.seq) FROM ${s}.events e WHERE e.task_id = ${alias}id)) ELSE ${alias}last_seq END`;
+}
+
+/** The task columns; `live`: `last_seq` as lastSeq() reads it (a statement that may return a running task it did not just claim). */
+function taskColumns(s: string, alias: string, live: boolean): string {
   const c = (name: string): string => `${alias}${name}`;
   return [
-    'id', 'app', 'type', 'status', 'input', 'attempt', 'timeout_ms', 'final_value', 'error', 'cancel_reason', 'last_seq',
-    'first_seq', 'idempotency_key', 'lease_epoch',
-  ].map(c).join(', ') + ', ' + ['created_at', 'started_at', 'finished_at', 'completed_at'].map((n) => `${ms(c(n))} AS ${n}`).join(', ');
+    'id', 'app', 'type', 'status', 'input', 'attempt', 'timeout_ms', 'final_value', 'error', 'cancel_reason',
+    live ? `${lastSeq(s, alias)} AS last_seq` : 'last_seq', 'first_seq', 'idempotency_key', 'lease_epoch',
+  ].map((n) => (n.includes(' ') ? n : c(n))).join(', ') + ', ' + ['created_at', 'started_at', 'finished_at', 'completed_at'].map((n) => `${ms(c(n))} AS ${n}`).join(', ');
 }
 
 export type Statements = ReturnType<typeof statements>;
 
 export function statements(schema: string) {
   const s = `"${schema}"`;
-  const cols = taskColumns('');
-  const tcols = taskColumns('t.');
+  const cols = taskColumns(s, '', false);
+  const live = taskColumns(s, 't.', true);
+  const claimed = taskColumns(s, 't.', false);
   const kinds = "(app || '/' || type) = ANY($1::text[])";
   return {
     insertTask: `INSERT INTO ${s}.tasks (app, type, status, input, timeout_ms, run_at, idempotency_key)
@@ -37,9 +48,9 @@ export function statements(schema: string) {
       FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::float8[]) WITH ORDINALITY AS b(app, type, input, timeout_ms, run_at, n)
       ORDER BY b.n
       RETURNING ${cols}`,
-    byIdempotencyKey: `SELECT ${cols} FROM ${s}.tasks WHERE app = $1 AND type = $2 AND idempotency_key = $3`,
-    getTask: `SELECT ${cols} FROM ${s}.tasks WHERE id = $1`,
-    listTasks: (where: string) => `SELECT ${cols} FROM ${s}.tasks ${where} ORDER BY id DESC LIMIT $1`,
+    byIdempotencyKey: `SELECT ${live} FROM ${s}.tasks t WHERE t.app = $1 AND t.type = $2 AND t.idempotency_key = $3`,
+    getTask: `SELECT ${live} FROM ${s}.tasks t WHERE t.id = $1`,
+    listTasks: (where: string) => `SELECT ${live} FROM ${s}.tasks t ${where} ORDER BY t.id DESC LIMIT $1`,
     // graphile-worker's and pg-boss's claim: lock the due rows nobody else has locked, over the
     // partial index of pending rows, and move them to running under a new epoch in one statement.
     claim: `WITH c AS (
@@ -48,7 +59,7 @@ export function statements(schema: string) {
         ORDER BY run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)
       UPDATE ${s}.tasks t SET status = 'running', attempt = t.attempt + 1, lease_epoch = t.lease_epoch + 1, lease_owner = $3,
         lease_expires_at = now() + $4 * interval '1 millisecond', started_at = now()
-      FROM c WHERE t.id = c.id RETURNING ${tcols}`,
+      FROM c WHERE t.id = c.id RETURNING ${claimed}`,
     renew: `WITH r AS (
         UPDATE ${s}.tasks t SET lease_expires_at = now() + $4 * interval '1 millisecond'
         FROM unnest($1::bigint[], $2::int[]) AS b(id, epoch)
@@ -58,45 +69,50 @@ export function statements(schema: string) {
     release: `UPDATE ${s}.tasks t SET status = 'pending', attempt = t.attempt - 1, run_at = now(), lease_owner = NULL, lease_expires_at = NULL
       FROM unnest($1::bigint[], $2::int[]) AS b(id, epoch)
       WHERE t.id = b.id AND t.lease_epoch = b.epoch AND t.status = 'running'`,
-    // Group commit, one task: the fenced UPDATE moves last_seq only if the epoch is ours and the
-    // batch follows on from the stored log; the INSERT writes the events only if it did.
-    appendOne: `WITH ok AS (
-        UPDATE ${s}.tasks SET last_seq = $4 WHERE id = $1 AND lease_epoch = $2 AND status = 'running' AND last_seq = $3 - 1 RETURNING id)
+    // Group commit, one task. The fence reads the task row and never writes it: the events go in
+    // only if the epoch is ours and the task is running. The store checks that the batch follows
+    // on from the log (it knows each run's last stored seq). A takeover's snapshot can be newer
+    // than this statement's, but every takeover writes an event at the log's next seq (recover)
+    // before anyone else may append, and a late batch of the old owner starts at that seq: the
+    // primary key fails whichever of the two commits second (23505).
+    appendOne: `WITH ok AS (SELECT t.id FROM ${s}.tasks t WHERE t.id = $1 AND t.lease_epoch = $2 AND t.status = 'running')
       INSERT INTO ${s}.events (task_id, seq, type, data, at)
-      SELECT ok.id, e.seq, e.type, e.data, e.at FROM ok, unnest($5::int[], $6::text[], $7::text[], $8::bigint[]) AS e(seq, type, data, at)`,
+      SELECT ok.id, e.seq, e.type, e.data, e.at FROM ok, unnest($3::int[], $4::text[], $5::text[], $6::bigint[]) AS e(seq, type, data, at)`,
     // Group commit, many tasks: the same in one statement over unnest arrays (fixed text, so it
-    // is prepared once whatever the batch's size).
-    appendMany: `WITH b AS (SELECT * FROM unnest($1::bigint[], $2::int[], $3::int[], $4::int[]) AS b(id, epoch, first_seq, last_seq)),
-      ok AS (
-        UPDATE ${s}.tasks t SET last_seq = b.last_seq FROM b
-        WHERE t.id = b.id AND t.lease_epoch = b.epoch AND t.status = 'running' AND t.last_seq = b.first_seq - 1
-        RETURNING t.id),
+    // is prepared once whatever the batch's size). OFFSET 0 keeps each task's check a primary-key
+    // lookup: flattened, the generic plan (which guesses 10 rows for an unnest) rescans the array
+    // once per running task.
+    appendMany: `WITH ok AS (
+        SELECT b.id FROM unnest($1::bigint[], $2::int[]) AS b(id, epoch),
+          LATERAL (SELECT t.lease_epoch, t.status FROM ${s}.tasks t WHERE t.id = b.id OFFSET 0) t
+        WHERE t.lease_epoch = b.epoch AND t.status = 'running'),
       ins AS (
         INSERT INTO ${s}.events (task_id, seq, type, data, at)
         SELECT e.task_id, e.seq, e.type, e.data, e.at
-        FROM unnest($5::bigint[], $6::int[], $7::text[], $8::text[], $9::bigint[]) AS e(task_id, seq, type, data, at)
+        FROM unnest($3::bigint[], $4::int[], $5::text[], $6::text[], $7::bigint[]) AS e(task_id, seq, type, data, at)
         WHERE e.task_id IN (SELECT id FROM ok))
       SELECT array(SELECT id FROM ok) AS accepted`,
-    fence: `SELECT id, status, lease_epoch, last_seq, cancel_requested FROM ${s}.tasks WHERE id = ANY($1::bigint[])`,
+    fence: `SELECT t.id, t.status, t.lease_epoch, ${lastSeq(s, 't.')} AS last_seq, t.cancel_requested FROM ${s}.tasks t WHERE t.id = ANY($1::bigint[])`,
     // The terminal events and statuses of one tick's finished runs in one statement (one
     // transaction); retention in it too. A run that no longer matches (fenced, or a cancel it
-    // must yield to) returns no row.
+    // must yield to) returns no row. The terminal event follows the log's end (x.last: appends
+    // leave last_seq behind, see lastSeq()).
     finish: `WITH b AS (SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
           $8::text[], $9::int[], $10::boolean[], $11::bigint[])
         AS b(id, epoch, status, final_value, error, cancel_reason, type, data, keep, yields, at)),
       ok AS (
         UPDATE ${s}.tasks t SET status = b.status, finished_at = now(), completed_at = CASE WHEN b.status = 'completed' THEN now() END,
-          final_value = b.final_value, error = b.error, cancel_reason = b.cancel_reason, last_seq = t.last_seq + 1,
-          first_seq = CASE WHEN b.keep IS NULL THEN t.first_seq ELSE GREATEST(t.first_seq, t.last_seq + 2 - b.keep) END,
+          final_value = b.final_value, error = b.error, cancel_reason = b.cancel_reason, last_seq = GREATEST(t.last_seq, x.last) + 1,
+          first_seq = CASE WHEN b.keep IS NULL THEN t.first_seq ELSE GREATEST(t.first_seq, GREATEST(t.last_seq, x.last) + 2 - b.keep) END,
           lease_owner = NULL, lease_expires_at = NULL
-        FROM b WHERE t.id = b.id AND t.lease_epoch = b.epoch AND t.status = 'running' AND (NOT b.yields OR t.cancel_requested IS NULL)
+        FROM b, LATERAL (SELECT max(e.seq) AS last FROM ${s}.events e WHERE e.task_id = b.id) x WHERE t.id = b.id AND t.lease_epoch = b.epoch AND t.status = 'running' AND (NOT b.yields OR t.cancel_requested IS NULL)
         RETURNING t.id, t.last_seq, t.first_seq, b.type, b.data, b.at),
       ins AS (INSERT INTO ${s}.events (task_id, seq, type, data, at) SELECT id, last_seq, type, data, at FROM ok),
       del AS (DELETE FROM ${s}.events d USING ok WHERE d.task_id = ok.id AND d.seq < ok.first_seq)
       SELECT id, last_seq FROM ok`,
     requeue: `WITH ok AS (
         UPDATE ${s}.tasks SET status = 'pending', run_at = now() + $3 * interval '1 millisecond', error = COALESCE($4, error),
-          last_seq = last_seq + 1, lease_owner = NULL, lease_expires_at = NULL
+          last_seq = GREATEST(last_seq, (SELECT max(e.seq) FROM ${s}.events e WHERE e.task_id = $1)) + 1, lease_owner = NULL, lease_expires_at = NULL
         WHERE id = $1 AND lease_epoch = $2 AND status = 'running' AND cancel_requested IS NULL
         RETURNING id, last_seq),
       ins AS (INSERT INTO ${s}.events (task_id, seq, type, data, at) SELECT id, last_seq, $5::text, $6::text, $7::bigint FROM ok)
@@ -111,14 +127,17 @@ export function statements(schema: string) {
       WHERE status = 'running' AND lease_expires_at < now() AND NOT (id = ANY($1::bigint[]))
       ORDER BY id LIMIT 100 FOR UPDATE SKIP LOCKED`,
     // Recovery bumps the epoch: the dead owner is fenced even before anyone claims the task again.
+    // Its event takes the log's next seq, which is where a late append of the dead owner starts:
+    // the primary key refuses whichever of the two commits second.
     recover: `WITH b AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS b(id, status, type, data)),
       u AS (
-        UPDATE ${s}.tasks t SET status = b.status, lease_epoch = t.lease_epoch + 1, last_seq = t.last_seq + 1,
+        UPDATE ${s}.tasks t SET status = b.status, lease_epoch = t.lease_epoch + 1, last_seq = GREATEST(t.last_seq, x.last) + 1,
           lease_owner = NULL, lease_expires_at = NULL,
           run_at = CASE WHEN b.status = 'pending' THEN now() ELSE t.run_at END,
           finished_at = CASE WHEN b.status = 'cancelled' THEN now() END,
           cancel_reason = CASE WHEN b.status = 'cancelled' THEN t.cancel_requested ELSE t.cancel_reason END
-        FROM b WHERE t.id = b.id RETURNING t.id, t.last_seq, b.type, b.data)
+        FROM b, LATERAL (SELECT max(e.seq) AS last FROM ${s}.events e WHERE e.task_id = b.id) x
+        WHERE t.id = b.id RETURNING t.id, t.last_seq, b.type, b.data)
       INSERT INTO ${s}.events (task_id, seq, type, data, at) SELECT id, last_seq, type, data, $5::bigint FROM u
       RETURNING task_id, seq, type, data, at`,
     makeRunnable: `UPDATE ${s}.tasks SET run_at = now() WHERE id = $1 AND status = 'pending' AND run_at > now()`,
@@ -127,15 +146,15 @@ export function statements(schema: string) {
       FROM ${s}.tasks WHERE status = 'pending' AND run_at > now() AND ${kinds}`,
     // The page and the log's position in one statement, so one snapshot. The running byte sum
     // stops the page once maxBytes is reached (the row that crosses it is the last one).
-    readEvents: `SELECT t.first_seq, t.last_seq, t.status, e.seq, e.type, e.data, e.at
+    readEvents: `SELECT t.first_seq, ${lastSeq(s, 't.')} AS last_seq, t.status, e.seq, e.type, e.data, e.at
       FROM ${s}.tasks t LEFT JOIN LATERAL (
         SELECT w.seq, w.type, w.data, w.at FROM (
           SELECT seq, type, data, at, sum(octet_length(data)) OVER (ORDER BY seq) - octet_length(data) AS before
           FROM ${s}.events WHERE task_id = t.id AND seq > $2::bigint ORDER BY seq LIMIT $3) w
         WHERE w.before < $4) e ON true
       WHERE t.id = $1 ORDER BY e.seq`,
-    positions: `SELECT id, first_seq, last_seq, status FROM ${s}.tasks WHERE id = ANY($1::bigint[])`,
-    trim: `WITH t AS (UPDATE ${s}.tasks SET first_seq = GREATEST(first_seq, last_seq - $2 + 1) WHERE id = $1 RETURNING first_seq),
+    positions: `SELECT t.id, t.first_seq, ${lastSeq(s, 't.')} AS last_seq, t.status FROM ${s}.tasks t WHERE t.id = ANY($1::bigint[])`,
+    trim: `WITH t AS (UPDATE ${s}.tasks u SET first_seq = GREATEST(u.first_seq, ${lastSeq(s, 'u.')} - $2 + 1) WHERE u.id = $1 RETURNING u.first_seq),
       d AS (DELETE FROM ${s}.events WHERE task_id = $1 AND seq < (SELECT first_seq FROM t) RETURNING 1)
       SELECT count(*)::int AS deleted FROM d`,
     addSignal: `WITH t AS (SELECT status FROM ${s}.tasks WHERE id = $1 FOR SHARE),

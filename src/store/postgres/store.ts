@@ -8,7 +8,7 @@ import { TickBatch } from './batch.js';
 import { boolArray, numberArray, textArray } from './arrays.js';
 import { migrate } from './migrate.js';
 import { isTransient, openPool, type PgClient, type PgPool, type PgQueryConfig, withRetry } from './pool.js';
-import { checkKeep, type EventRow, type FenceRow, groupRuns, stateEvent, type TaskRow, toEvent, toTask } from './rows.js';
+import { checkKeep, type EventRow, type FenceRow, groupRuns, type Run, stateEvent, type TaskRow, toEvent, toTask } from './rows.js';
 import { type Statements, statements } from './sql.js';
 
 export interface PostgresStoreOptions {
@@ -50,7 +50,13 @@ export class PostgresStore implements Store {
   readonly #ownsPool: boolean;
   readonly #poolPromise: Promise<PgPool>;
   #closed = false;
-  /** The last multi-row write of run-owned rows started (append, renewal, release); see #oneAtATime. */
+  /**
+   * Each run this store claimed (or appended for): its epoch and the last seq it knows stored. An
+   * append checks that a batch follows on from it, so the statement reads no log; dropped when the
+   * run ends here (outcome, release, refusal, lost lease).
+   */
+  readonly #stored = new Map<number, { epoch: number; last: number }>();
+  /** The last multi-row write of run-owned rows started (renewal, release, outcomes); see #oneAtATime. */
   #rowWrites: Promise<unknown> = Promise.resolve();
   /** Creates without an idempotency key, one statement per tick. */
   readonly #creates = new TickBatch<NewTask, TaskRow>((tasks) => this.#insertTasks(tasks));
@@ -131,6 +137,7 @@ export class PostgresStore implements Store {
     // A claim whose reply was lost leaves its rows running under this owner until the lease
     // expires and the sweep recovers them: a retry is safe.
     const rows = await this.#read<TaskRow>('claim', [o.kinds, o.limit, o.owner, o.leaseMs]);
+    for (const row of rows) this.#stored.set(Number(row.id), { epoch: row.lease_epoch, last: row.last_seq });
     return rows.sort((a, b) => Number(a.id) - Number(b.id)).map((row) => ({ task: toTask(row), epoch: row.lease_epoch }));
   }
 
@@ -138,6 +145,7 @@ export class PostgresStore implements Store {
     const rows = await this.#oneAtATime(() => this.#read<{ id: string; cancel_requested: string | null; signals: string[] | null }>(
       'renew', [runs.map((r) => r.taskId), runs.map((r) => r.epoch), owner, leaseMs]));
     const renewed = new Set(rows.map((r) => Number(r.id)));
+    for (const r of runs) if (!renewed.has(r.taskId)) this.#forget(r.taskId, r.epoch);
     return {
       lost: runs.filter((r) => !renewed.has(r.taskId)).map((r) => r.taskId),
       cancelRequested: rows.filter((r) => r.cancel_requested !== null).map((r) => ({ taskId: Number(r.id), reason: r.cancel_requested! })),
@@ -148,47 +156,88 @@ export class PostgresStore implements Store {
   async releaseRuns(runs: ReadonlyArray<{ taskId: number; epoch: number }>): Promise<void> {
     if (runs.length === 0) return;
     await this.#oneAtATime(() => this.#read('release', [runs.map((r) => r.taskId), runs.map((r) => r.epoch)]));
+    for (const r of runs) this.#forget(r.taskId, r.epoch);
   }
 
   async appendEvents(events: readonly NewEvent[]): Promise<number[]> {
     if (events.length === 0) return [];
     const runs = groupRuns(events);
-    return this.#oneAtATime(() => this.#retry('appendEvents', async (pool) => {
-      let accepted: Set<number>;
-      if (runs.size === 1) {
-        const [taskId, run] = [...runs][0]!;
-        const r = await this.#exec(pool, 'appendOne', [taskId, run.epoch, run.first, run.last,
-          events.map((e) => e.seq), events.map((e) => e.type), events.map((e) => e.json), events.map((e) => e.at)]);
-        accepted = new Set(r.rowCount ? [taskId] : []);
-      } else {
-        const ids = [...runs.keys()];
-        const r = await this.#exec<{ accepted: string[] }>(pool, 'appendMany', [
-          numberArray(ids), numberArray(ids.map((id) => runs.get(id)!.epoch)),
-          numberArray(ids.map((id) => runs.get(id)!.first)), numberArray(ids.map((id) => runs.get(id)!.last)),
-          numberArray(events.map((e) => e.taskId)), numberArray(events.map((e) => e.seq)),
-          textArray(events.map((e) => e.type)), textArray(events.map((e) => e.json)), numberArray(events.map((e) => e.at)),
-        ]);
-        accepted = new Set(r.rows[0]!.accepted.map(Number));
-      }
-      if (accepted.size === runs.size) return [];
-      // Only a refusal reads the rows: lost lease, a retry of a stored batch, or a seq bug.
-      const others = [...runs.keys()].filter((id) => !accepted.has(id));
-      const rows = (await this.#exec<FenceRow>(pool, 'fence', [others])).rows;
-      const byId = new Map(rows.map((r) => [Number(r.id), r]));
+    return this.#retry('appendEvents', async (pool) => {
+      const unknown = [...runs].filter(([taskId, run]) => this.#stored.get(taskId)?.epoch !== run.epoch).map(([taskId]) => taskId);
+      // A run this store did not claim (another store object's): where its log ends, read once.
+      if (unknown.length > 0) this.#learn(await this.#fenceRows(pool, unknown), runs);
       const refused: number[] = [];
-      for (const taskId of others) {
-        const run = runs.get(taskId)!;
-        const row = byId.get(taskId);
-        if (row === undefined || row.lease_epoch !== run.epoch) refused.push(taskId);
-        else if (row.last_seq >= run.last) continue; // stored by an earlier try whose reply was lost
-        else if (row.status !== 'running') refused.push(taskId);
-        else throw new Error(`task ${taskId}: event seq ${run.first} does not follow ${row.last_seq}`);
+      let pending = new Map<number, Run>();
+      for (const [taskId, run] of runs) {
+        const known = this.#stored.get(taskId);
+        if (known?.epoch !== run.epoch) refused.push(taskId);
+        else if (run.last <= known.last) continue; // stored by an earlier try whose reply was lost
+        else if (run.first !== known.last + 1) throw new Error(`task ${taskId}: event seq ${run.first} does not follow ${known.last}`);
+        else pending.set(taskId, run);
       }
+      // A takeover that committed while this statement ran fails it (23505, see appendMany):
+      // what is still ours goes again, without the runs that were taken over.
+      for (let tries = 0; pending.size > 0; tries++) {
+        let accepted: ReadonlySet<number>;
+        try {
+          accepted = await this.#insertEvents(pool, pending.size === runs.size ? events : events.filter((e) => pending.has(e.taskId)), pending);
+        } catch (err) {
+          if ((err as { code?: unknown }).code !== '23505' || tries >= 3) throw err;
+          accepted = new Set();
+        }
+        for (const taskId of accepted) this.#stored.set(taskId, { epoch: pending.get(taskId)!.epoch, last: pending.get(taskId)!.last });
+        const others = [...pending.keys()].filter((id) => !accepted.has(id));
+        if (others.length === 0) break;
+        // Only a refusal or a conflict reads the rows: a lost lease, or a batch stored after all.
+        const rows = await this.#fenceRows(pool, others);
+        const next = new Map<number, Run>();
+        for (const taskId of others) {
+          const run = pending.get(taskId)!;
+          const row = rows.get(taskId);
+          if (row === undefined || row.lease_epoch !== run.epoch) refused.push(taskId);
+          else if (row.last_seq >= run.last) this.#stored.set(taskId, { epoch: run.epoch, last: run.last });
+          else if (row.status !== 'running') refused.push(taskId);
+          else if (row.last_seq === run.first - 1) next.set(taskId, run);
+          else throw new Error(`task ${taskId}: event seq ${run.first} does not follow ${row.last_seq}`);
+        }
+        pending = next;
+      }
+      for (const taskId of refused) this.#forget(taskId, runs.get(taskId)!.epoch);
       return refused;
-    }));
+    });
+  }
+
+  /** One append statement for the runs in `runs`; the ids whose events it stored. */
+  async #insertEvents(pool: PgPool, rows: readonly NewEvent[], runs: ReadonlyMap<number, Run>): Promise<ReadonlySet<number>> {
+    if (runs.size === 1) {
+      const [taskId, run] = [...runs][0]!;
+      const r = await this.#exec(pool, 'appendOne', [taskId, run.epoch,
+        rows.map((e) => e.seq), rows.map((e) => e.type), rows.map((e) => e.json), rows.map((e) => e.at)]);
+      return new Set(r.rowCount ? [taskId] : []);
+    }
+    const ids = [...runs.keys()];
+    const r = await this.#exec<{ accepted: string[] }>(pool, 'appendMany', [
+      numberArray(ids), numberArray(ids.map((id) => runs.get(id)!.epoch)),
+      numberArray(rows.map((e) => e.taskId)), numberArray(rows.map((e) => e.seq)),
+      textArray(rows.map((e) => e.type)), textArray(rows.map((e) => e.json)), numberArray(rows.map((e) => e.at)),
+    ]);
+    return new Set(r.rows[0]!.accepted.map(Number));
+  }
+
+  async #fenceRows(pool: PgPool, taskIds: readonly number[]): Promise<Map<number, FenceRow>> {
+    const rows = (await this.#exec<FenceRow>(pool, 'fence', [taskIds])).rows;
+    return new Map(rows.map((r) => [Number(r.id), r]));
+  }
+
+  /** Where the logs of runs this store did not claim end, from their rows (runs no longer ours are left out: the append refuses them). */
+  #learn(rows: ReadonlyMap<number, FenceRow>, runs: ReadonlyMap<number, Run>): void {
+    for (const [taskId, row] of rows) {
+      if (row.status === 'running' && row.lease_epoch === runs.get(taskId)?.epoch) this.#stored.set(taskId, { epoch: row.lease_epoch, last: row.last_seq });
+    }
   }
 
   async finishRun(f: FinishRun): Promise<FinishResult> {
+    this.#forget(f.taskId, f.epoch);
     return this.#retry('finishRun', async (pool) => {
       const lastSeq = await this.#finishes.add(f);
       if (lastSeq !== undefined) return { ok: true, event: stateEvent(f.taskId, lastSeq, f.event, f.now) };
@@ -217,6 +266,7 @@ export class PostgresStore implements Store {
   }
 
   async requeueRun(q: RequeueRun): Promise<FinishResult> {
+    this.#forget(q.taskId, q.epoch);
     return this.#retry('requeueRun', async (pool) => {
       const r = await this.#exec<{ last_seq: number }>(pool, 'requeue', [
         q.taskId, q.epoch, q.delayMs, q.error ? JSON.stringify(q.error) : null, q.event.type, q.event.json, q.now,
@@ -253,6 +303,19 @@ export class PostgresStore implements Store {
   }
 
   async recoverExpired(now: number, alive: readonly number[], recovery: RecoveryEvents): Promise<EventRecord[]> {
+    for (let tries = 1; ; tries++) {
+      try {
+        return await this.#recover(now, alive, recovery);
+      } catch (err) {
+        // A late append of a dead owner committed the seq this recovery meant to write (see
+        // sql.ts, recover): read the log's end again. Past a few tries, the next sweep does.
+        if ((err as { code?: unknown }).code !== '23505') throw err;
+        if (tries === 3) return [];
+      }
+    }
+  }
+
+  async #recover(now: number, alive: readonly number[], recovery: RecoveryEvents): Promise<EventRecord[]> {
     return this.#transaction(async (c) => {
       const rows = (await c.query<{ id: string; cancel_requested: string | null }>({ text: this.#q.expired, values: [alive] })).rows;
       if (rows.length === 0) return [];
@@ -318,9 +381,15 @@ export class PostgresStore implements Store {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#stored.clear();
     if (!this.#ownsPool) return;
     const pool = await this.#poolPromise.catch(() => undefined);
     await pool?.end();
+  }
+
+  /** The run (this epoch of the task) ends here: its position is no longer needed. */
+  #forget(taskId: number, epoch: number): void {
+    if (this.#stored.get(taskId)?.epoch === epoch) this.#stored.delete(taskId);
   }
 
   async #pool(): Promise<PgPool> {
