@@ -399,12 +399,11 @@ export class PostgresStore implements Store {
 
   /**
    * Runs `work` once every multi-row write of run-owned rows this store started before it has
-   * settled. An append and a renewal each lock many task rows, each in its own order; at once, on
-   * two connections, they can deadlock, which PostgreSQL breaks only after `deadlock_timeout`
-   * (1 s by default) by failing one. One at a time they cannot. Other processes' runs are other
-   * rows (a run has one owner, and takeovers skip locked rows), so this is needed per store only.
-   * Cost: a renewal, every third of a lease, waits for the append in flight (appends already go
-   * one at a time, from the runtime's writer).
+   * settled. A renewal and a tick's outcomes each lock many task rows, each in its own order; at
+   * once, on two connections, they can deadlock, which PostgreSQL breaks only after
+   * `deadlock_timeout` (1 s by default) by failing one. One at a time they cannot. Other
+   * processes' runs are other rows (a run has one owner, and takeovers skip locked rows), so this
+   * is needed per store only. Appends lock no task row and do not queue here.
    */
   #oneAtATime<T>(work: () => Promise<T>): Promise<T> {
     const result = this.#rowWrites.then(work);
