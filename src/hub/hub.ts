@@ -87,6 +87,8 @@ interface Entry {
   unsubscribe: (() => void) | undefined;
   removed: boolean;
   checking: boolean;
+  /** The last bus batch went to the watchers in the reverse order (see #onLive). */
+  reverse: boolean;
 }
 
 
@@ -213,7 +215,7 @@ export class Hub {
     let resolveLive!: (live: boolean) => void;
     const entry: Entry = {
       taskId, watchers: new Set(), live: new Promise((resolve) => (resolveLive = resolve)),
-      unsubscribe: undefined, removed: false, checking: false,
+      unsubscribe: undefined, removed: false, checking: false, reverse: false,
     };
     this.#entries.set(taskId, entry);
     this.#bus.subscribeEvents(taskId, (events) => this.#onLive(entry, events)).then(
@@ -243,45 +245,56 @@ export class Hub {
     const top = events[events.length - 1]!.seq;
     // A batch of several events (the publisher ran ahead of a turn) can go to a sink in one piece.
     const first = events.length > 1 && wholeBatch(events) ? events[0]!.seq : -1;
-    for (const watcher of entry.watchers) {
-      if (watcher.state !== 'live') {
-        if (top > watcher.known) watcher.known = top;
+    // Every other batch goes to the watchers in the reverse order: the streams written last in one
+    // fan-out (whose client may not have read them yet) are written first in the next.
+    entry.reverse = !entry.reverse;
+    if (entry.reverse && entry.watchers.size > 1) {
+      const watchers = [...entry.watchers];
+      for (let i = watchers.length - 1; i >= 0; i--) this.#live(entry, watchers[i]!, events, first, top);
+    } else {
+      for (const watcher of entry.watchers) this.#live(entry, watcher, events, first, top);
+    }
+  }
+
+  /** Hands a bus batch to one watcher (`first`: the batch's first seq when a sink may take it whole, else -1; `top`: its last seq). */
+  #live(entry: Entry, watcher: Watcher, events: readonly EventRecord[], first: number, top: number): void {
+    if (watcher.state !== 'live') {
+      if (top > watcher.known) watcher.known = top;
+      return;
+    }
+    if (watcher.cursor === first - 1 && watcher.sink.events !== undefined) {
+      const took = this.#giveAll(entry, watcher, events);
+      if (took !== undefined) {
+        if (!took && stateOf(watcher) === 'paused') {
+          // Nothing of the batch is left to keep; read one page ahead while the sink drains.
+          this.#drop(watcher);
+          if (top > watcher.known) watcher.known = top;
+          void this.#pump(entry, watcher);
+        }
+        return;
+      }
+    }
+    for (let i = 0; i < events.length; i++) {
+      const e = events[i]!;
+      if (e.seq <= watcher.cursor) {
+        // A stream positioned past the end still gets the terminal event, and ends.
+        if (watcher.beyond && TERMINAL_EVENTS.has(e.type)) this.#give(entry, watcher, e, true);
         continue;
       }
-      if (watcher.cursor === first - 1 && watcher.sink.events !== undefined) {
-        const took = this.#giveAll(entry, watcher, events);
-        if (took !== undefined) {
-          if (!took && stateOf(watcher) === 'paused') {
-            // Nothing of the batch is left to keep; read one page ahead while the sink drains.
-            this.#drop(watcher);
-            if (top > watcher.known) watcher.known = top;
-            void this.#pump(entry, watcher);
-          }
-          continue;
-        }
+      if (e.seq > watcher.cursor + 1) {
+        this.#toReplay(entry, watcher);
+        return;
       }
-      for (let i = 0; i < events.length; i++) {
-        const e = events[i]!;
-        if (e.seq <= watcher.cursor) {
-          // A stream positioned past the end still gets the terminal event, and ends.
-          if (watcher.beyond && TERMINAL_EVENTS.has(e.type)) this.#give(entry, watcher, e, true);
-          continue;
+      if (!this.#give(entry, watcher, e, true)) {
+        if (stateOf(watcher) === 'paused') {
+          // The rest of this batch is already in memory (shared): keep it rather than read it again.
+          watcher.kept = events.slice(i + 1); // the batch array is shared with the other watchers
+          watcher.keptAt = 0;
+          watcher.keptShared = true;
+          if (top > watcher.known) watcher.known = top;
+          void this.#pump(entry, watcher);
         }
-        if (e.seq > watcher.cursor + 1) {
-          this.#toReplay(entry, watcher);
-          break;
-        }
-        if (!this.#give(entry, watcher, e, true)) {
-          if (stateOf(watcher) === 'paused') {
-            // The rest of this batch is already in memory (shared): keep it rather than read it again.
-            watcher.kept = events.slice(i + 1); // the batch array is shared with the other watchers
-            watcher.keptAt = 0;
-            watcher.keptShared = true;
-            if (top > watcher.known) watcher.known = top;
-            void this.#pump(entry, watcher);
-          }
-          break;
-        }
+        return;
       }
     }
   }

@@ -154,6 +154,43 @@ await describeBackends('core', 'events', (tmp) => {
       assert.equal(rt.stats.subscribers, 0);
     });
 
+    void test('consecutive live batches go to the watchers in alternating order (no stream is always written last)', async () => {
+      const gate = deferred();
+      const Burst = burstTask(gate.promise);
+      await using rt = await open(tmp.db(), { tasks: [Burst] });
+      // chunk 1: each send is awaited, so every event is a bus batch of its own.
+      const task = await rt.create(Burst, { count: 20, chunk: 1 });
+      const order = new Map<number, string[]>();
+      const opened = new Set<string>();
+      const ended: Array<Promise<string>> = [];
+      const detaches = ['a', 'b', 'c'].map((name) => {
+        const end = deferred<string>();
+        ended.push(end.promise);
+        return rt.watch(task.id, 0, {
+          event: (e) => {
+            let names = order.get(e.seq);
+            if (names === undefined) order.set(e.seq, (names = []));
+            names.push(name);
+            return true;
+          },
+          end: (reason) => end.resolve(reason),
+          opened: () => void opened.add(name),
+        });
+      });
+      // Each watcher goes live in the turn its first read found the task.
+      await within(5000, (async () => {
+        while (opened.size < 3) await new Promise((resolve) => setImmediate(resolve));
+        await new Promise((resolve) => setImmediate(resolve));
+      })(), 'the watchers to go live');
+      gate.resolve();
+      assert.deepEqual(await within(5000, Promise.all(ended), 'the watchers to end'), ['terminal', 'terminal', 'terminal']);
+      for (const detach of detaches) detach();
+      assert.equal(order.size, 21);
+      for (let seq = 2; seq <= 21; seq++) {
+        assert.deepEqual(order.get(seq), [...order.get(seq - 1)!].reverse(), `seq ${seq} goes to the watchers in the reverse order of seq ${seq - 1}`);
+      }
+    });
+
     void test('a stalled subscriber blocks neither the task nor others; when it reads again it gets every event in order', async () => {
       const gate = deferred();
       const Burst = burstTask(gate.promise);
