@@ -63,7 +63,8 @@ void describe('dashboard in Chromium', () => {
     await page.waitForSelector('#create-type option[value="examples/ExampleTask"]', { state: 'attached', timeout: WAIT_MS });
     await page.waitForSelector('#conn[data-state="live"]', { timeout: WAIT_MS });
 
-    const id = await startFromForm(page, { message: 'from the browser', steps: 20, delay_ms: 150 });
+    // Far longer than the test (400 × 150 ms): it is still running when Cancel is clicked, however slow the machine.
+    const id = await startFromForm(page, { message: 'from the browser', steps: 400, delay_ms: 150 });
     await page.waitForSelector(`#task-rows tr[data-id="${id}"]`, { timeout: WAIT_MS });
 
     // The bar moves: a first value above 0, then a larger one.
