@@ -18,6 +18,8 @@ export interface LeasesDeps {
   readonly publish: (events: readonly EventRecord[]) => void;
   /** The sweep found or freed work: a claim pass that also looks for delayed work (what a lost announcement missed). */
   readonly sweepClaims: () => void;
+  /** Resolves once no claim is in flight (its runs are in `active` by then). */
+  readonly claimSettled: () => Promise<void>;
 }
 
 /**
@@ -84,7 +86,9 @@ export class Leases {
     const d = this.#d;
     if (!this.#sweeping) return;
     try {
-      // Our own runs are alive even if a stalled event loop let their lease lapse: never recover them here.
+      // Our own runs are alive even if a stalled event loop let their lease lapse: never recover
+      // them here. That includes what a claim in flight took, once it has arrived.
+      await d.claimSettled();
       const events = await d.store.recoverExpired(Date.now(), [...d.active.keys()], recoveryEvents);
       d.publish(events);
     } catch (err) {

@@ -166,7 +166,7 @@ export class Taskstream implements AsyncDisposable {
     });
     this.#leases = new Leases({
       store: this.store, owner: this.owner, leaseMs: this.#opts.leaseMs, sweepIntervalMs: this.#opts.sweepIntervalMs,
-      graceMs: this.#opts.graceMs, logger: this.logger, active: this.#active, sweepClaims: () => this.#scheduler.sweep(),
+      graceMs: this.#opts.graceMs, logger: this.logger, active: this.#active, sweepClaims: () => this.#scheduler.sweep(), claimSettled: () => this.#scheduler.claimSettled(),
       cancel: (taskId, reason) => this.#commands.cancelLocal(taskId, reason),
       publish: (events) => {
         for (const e of events) {

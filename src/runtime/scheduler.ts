@@ -37,6 +37,8 @@ export class Scheduler {
   #stopped = false;
   #wakeTimer: NodeJS.Timeout | undefined;
   #wakeAt = Infinity;
+  /** The claim in flight; settles once what it claimed has started (or been given back). */
+  #claiming: Promise<void> | undefined;
 
   constructor(deps: SchedulerDeps) {
     this.#deps = deps;
@@ -85,6 +87,19 @@ export class Scheduler {
   }
 
   /** Stops claiming; resolves once a claim in flight has settled and what it claimed was given back. */
+  /**
+   * Resolves once no claim is in flight: its rows are running under this owner in the store
+   * before this process knows them, and a sweep in that window would take them for a dead
+   * owner's whose lease expired (a claim reply slower than the lease).
+   */
+  async claimSettled(): Promise<void> {
+    while (this.#claiming !== undefined) {
+      const claiming = this.#claiming;
+      await claiming;
+      if (this.#claiming === claiming) this.#claiming = undefined;
+    }
+  }
+
   async stop(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#wakeTimer);
@@ -101,12 +116,19 @@ export class Scheduler {
         for (;;) {
           const free = d.free();
           if (free <= 0 || this.#stopped) break;
-          const claims = await d.store.claimTasks({ owner: d.owner, kinds: d.kinds, limit: free, leaseMs: d.leaseMs, now: Date.now() });
-          if (this.#stopped) {
-            await this.#giveBack(claims);
-            return;
+          let settle!: () => void;
+          this.#claiming = new Promise((resolve) => (settle = resolve));
+          let claims: ClaimedRun[];
+          try {
+            claims = await d.store.claimTasks({ owner: d.owner, kinds: d.kinds, limit: free, leaseMs: d.leaseMs, now: Date.now() });
+            if (this.#stopped) {
+              await this.#giveBack(claims);
+              return;
+            }
+            for (const claim of claims) d.start(claim);
+          } finally {
+            settle();
           }
-          for (const claim of claims) d.start(claim);
           if (claims.length < free) {
             if (this.#lookAhead) {
               this.#lookAhead = false;

@@ -155,6 +155,20 @@ await describeBackends('faults', 'faults', (tmp) => {
     }
   });
 
+  void test('a claim whose reply arrives after its lease expired: its own sweep does not take the run for a dead owner\'s', async () => {
+    // Regression (seen in CI under load on PostgreSQL): the sweep named only the runs already
+    // started, so rows a claim in flight had taken looked like a dead owner's once their lease
+    // expired, and were recovered and run again.
+    const faulty = faultyStore(await tmp.store(tmp.db()));
+    faulty.latency('claimTasks', 300); // five leases: the sweep (every 5 ms) comes due many times meanwhile
+    await using rt = await createTaskstream({ store: faulty.store, tasks: [Counter], leaseMs: 60, sweepIntervalMs: 5 });
+    const task = await rt.create(Counter, { n: 2, pauseMs: 0 });
+    const done = await finished(rt, task.id, 10_000);
+    assert.equal(done.status, 'completed');
+    assert.equal(done.attempt, 1, 'run once');
+    await assertLog(rt, done, 'complete');
+  });
+
   void test('PostgreSQL unreachable mid-run (its port closed): ping() and /ready fail, the run waits, then recovers with every event', async (t) => {
     if (tmp.server === undefined || tmp.storeAt === undefined) {
       t.skip('only a store with a server can become unreachable');
