@@ -145,9 +145,10 @@ export class PostgresStore implements Store {
     const rows = await this.#oneAtATime(() => this.#read<{ id: string; cancel_requested: string | null; signals: string[] | null }>(
       'renew', [runs.map((r) => r.taskId), runs.map((r) => r.epoch), owner, leaseMs]));
     const renewed = new Set(rows.map((r) => Number(r.id)));
-    for (const r of runs) if (!renewed.has(r.taskId)) this.#forget(r.taskId, r.epoch);
+    const lost = runs.filter((r) => !renewed.has(r.taskId));
+    for (const r of lost) this.#forget(r.taskId, r.epoch);
     return {
-      lost: runs.filter((r) => !renewed.has(r.taskId)).map((r) => r.taskId),
+      lost: lost.map((r) => r.taskId),
       cancelRequested: rows.filter((r) => r.cancel_requested !== null).map((r) => ({ taskId: Number(r.id), reason: r.cancel_requested! })),
       signals: rows.filter((r) => r.signals !== null && r.signals.length > 0).map((r) => ({ taskId: Number(r.id), names: r.signals! })),
     };
