@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import pg from 'pg';
 import type { Store } from '../../src/index.js';
 import { type PgPool, postgresStore } from '../../src/store/postgres/index.js';
@@ -20,6 +20,15 @@ await describeBackends('store contract', 'contract', (tmp) => {
     const store = await tmp.store(handle);
     await store.migrate();
     return { store, handle, close: () => store.close() };
+  }
+
+  /** Runs `body` on a new database of its own when the backend is PostgreSQL; elsewhere skips, saying why. */
+  async function onPostgres(t: TestContext, why: string, body: (where: { url: string; schema: string }) => Promise<void>): Promise<void> {
+    if (tmp.where === undefined) {
+      t.skip(why);
+      return;
+    }
+    await body(await tmp.where(tmp.db()));
   }
 
   /** A running task with `n` stored events (`json` of each given by `data(i)`). */
@@ -253,14 +262,11 @@ await describeBackends('store contract', 'contract', (tmp) => {
     const db = await fresh();
     try {
       const { task } = await db.store.createTask({ app: 'core', type: 'Contract', input: {}, timeoutMs: null, idempotencyKey: null, runAt: null, now: Date.now() });
-      const [claim] = await db.store.claimTasks({ owner: 'dead', kinds: [KIND], limit: 1, leaseMs: 1, now: Date.now() });
+      // A lease that ended a minute before it was taken: expired by every clock involved, the
+      // caller's (memory, SQLite) and the database's (PostgreSQL).
+      const [claim] = await db.store.claimTasks({ owner: 'dead', kinds: [KIND], limit: 1, leaseMs: -60_000, now: Date.now() });
       assert.ok(claim);
-      // Expired by every clock involved: the caller's (memory, SQLite) and the database's (PostgreSQL).
-      let recovered: Awaited<ReturnType<Store['recoverExpired']>> = [];
-      for (let i = 0; i < 100 && recovered.length === 0; i++) {
-        await new Promise((resolve) => setTimeout(resolve, 10));
-        recovered = await db.store.recoverExpired(Date.now(), [], recoveryEvents);
-      }
+      const recovered = await db.store.recoverExpired(Date.now(), [], recoveryEvents);
       assert.deepEqual(recovered.map((e) => [e.taskId, e.seq, e.type, JSON.parse(e.json)]), [[task.id, 1, 'interrupted', { reason: 'lease_expired' }]]);
       assert.equal((await db.store.getTask(task.id))?.status, 'pending');
       const late = await db.store.finishRun({
@@ -273,17 +279,11 @@ await describeBackends('store contract', 'contract', (tmp) => {
     }
   });
 
-  void test('an append never waits for a task row another transaction holds; a renewal of the same runs meanwhile completes (PostgreSQL)', async (t) => {
+  void test('an append never waits for a task row another transaction holds; a renewal of the same runs meanwhile completes (PostgreSQL)', async (t) => onPostgres(t, 'only PostgreSQL locks rows', async ({ url, schema }) => {
     // Regression: the append used to lock every task row of its batch (the fence moved
     // last_seq) and, at once with a renewal locking them in another order, deadlocked until
     // PostgreSQL broke the cycle after deadlock_timeout (1 s) (seen in bench/ingest-pg). The
     // fence now reads the row: an append waits for no row lock at all.
-    if (tmp.where === undefined) {
-      t.skip('only PostgreSQL locks rows');
-      return;
-    }
-    const handle = tmp.db();
-    const { url, schema } = await tmp.where(handle);
     // No retries: a deadlock surfaces as an error instead of a one-second stall.
     const store: Store = postgresStore({ connectionString: url, schema, retries: 1 });
     const blocker = new pg.Client({ connectionString: url });
@@ -307,19 +307,13 @@ await describeBackends('store contract', 'contract', (tmp) => {
       await blocker.end();
       await store.close();
     }
-  });
+  }));
 
-  void test('an append racing a takeover of one of its runs: that run is refused, the rest of the batch is stored (PostgreSQL)', async (t) => {
+  void test('an append racing a takeover of one of its runs: that run is refused, the rest of the batch is stored (PostgreSQL)', async (t) => onPostgres(t, 'only PostgreSQL: the others write one transaction at a time', async ({ url, schema }) => {
     // The fence reads the task row in the append's snapshot; a takeover that commits while the
     // append waits is caught by the primary key instead (the takeover's event holds the seq the
     // late batch starts at). Here a transaction of the test's own does what recovery does (new
     // epoch, its event at the next seq) and commits while the append waits for it.
-    if (tmp.where === undefined) {
-      t.skip('only PostgreSQL: the others write one transaction at a time');
-      return;
-    }
-    const handle = tmp.db();
-    const { url, schema } = await tmp.where(handle);
     const store: Store = postgresStore({ connectionString: url, schema });
     const taker = new pg.Client({ connectionString: url });
     await taker.connect();
@@ -343,16 +337,11 @@ await describeBackends('store contract', 'contract', (tmp) => {
       await taker.end();
       await store.close();
     }
-  });
+  }));
 
-  void test('a cancel whose COMMIT reply is lost is retried and still reported as accepted (PostgreSQL)', async (t) => {
+  void test('a cancel whose COMMIT reply is lost is retried and still reported as accepted (PostgreSQL)', async (t) => onPostgres(t, 'only a networked store can lose a reply', async ({ url, schema }) => {
     // Regression: the retry found the task already cancelled, by the try whose reply was lost,
     // and answered "already cancelled" (a 409 over HTTP) for a cancel that had succeeded.
-    if (tmp.where === undefined) {
-      t.skip('only a networked store can lose a reply');
-      return;
-    }
-    const { url, schema } = await tmp.where(tmp.db());
     const pool = new pg.Pool({ connectionString: url, max: 2 });
     let loseCommit = false;
     // The slice of a pool the store takes: the same pool, whose client loses one COMMIT's reply.
@@ -392,7 +381,7 @@ await describeBackends('store contract', 'contract', (tmp) => {
       await store.close();
       await pool.end();
     }
-  });
+  }));
 
   void test('ping() answers while the store is reachable (PostgreSQL: rejects for a server that is not there)', async (t) => {
     const db = await fresh();
