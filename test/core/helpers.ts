@@ -80,10 +80,10 @@ export async function describeBackends(title: string, label: string, body: (tmp:
 
 /**
  * A runtime on a new store on the database `handle` names (from `BackendDb.db()`, or a plain
- * SQLite file path); fast sweeps unless told otherwise.
+ * SQLite file path), or on `options.store` (a wrapper of one); fast sweeps unless told otherwise.
  */
-export async function open(handle: string, options: Omit<TaskstreamOptions, 'store'>): Promise<Taskstream> {
-  const store = await storeFor(handle);
+export async function open(handle: string, options: Omit<TaskstreamOptions, 'store'> & { store?: Store }): Promise<Taskstream> {
+  const store = options.store ?? await storeFor(handle);
   const bus = options.bus ?? busFor(handle);
   return createTaskstream({ sweepIntervalMs: 60_000, ...options, ...(bus ? { bus } : {}), store });
 }

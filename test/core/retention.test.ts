@@ -7,8 +7,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { z } from 'zod';
-import { defineTask, type RetentionPolicy, type TaskEvent } from '../../src/index.js';
-import { collect, deferred, finished, open, tempDb, within } from './helpers.js';
+import { defineTask, type RetentionPolicy, type Store, type TaskEvent } from '../../src/index.js';
+import { collect, deferred, finished, open, storeFor, tempDb, within } from './helpers.js';
 
 const tmp = tempDb('retention');
 
@@ -79,14 +79,33 @@ void describe('retention', () => {
   void test('a running task is pruned in the background, within a tenth of N', async () => {
     const hold = deferred();
     const Running = ticks('Running', { hold: hold.promise });
-    await using rt = await open(tmp.db(), { tasks: [Running], retainEvents: 100 });
+    const handle = tmp.db();
+    const inner = await storeFor(handle);
+    // The store as it is, telling when each background trim has been done.
+    let trimmed = deferred();
+    const store = new Proxy(inner, {
+      get(target, key) {
+        if (key === 'trimEvents') {
+          return async (...args: Parameters<Store['trimEvents']>) => {
+            const result = await target.trimEvents(...args);
+            trimmed.resolve();
+            trimmed = deferred();
+            return result;
+          };
+        }
+        const value: unknown = Reflect.get(target, key, target);
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    await using rt = await open(handle, { tasks: [Running], retainEvents: 100, store });
     const task = await rt.create(Running, { count: 1000 });
     await within(10_000, (async () => {
       for (;;) {
+        const next = trimmed.promise;
         const now = await rt.get(task.id);
         // Once the sends are done, the next background trim brings it within N + N/10.
         if (now !== undefined && now.lastSeq === 1000 && now.lastSeq - now.firstSeq + 1 <= 110) return;
-        await new Promise((resolve) => setTimeout(resolve, 10));
+        await next;
       }
     })(), 'the running task to be pruned');
     const now = (await rt.get(task.id))!;
