@@ -27,7 +27,9 @@ for (const backend of await clusterBackends(dir.path)) {
       // Far longer than the test (10,000 × 40 ms): it ends with the cancel below, not on its own.
       const task = (await post(`${p1.url}/tasks/examples/ExampleTask`, { steps: 10_000, delay_ms: 40 })).json as { id: number };
       const ref = `examples/ExampleTask/${task.id}`;
-      await eventually(15_000, 'the task to run on p1', async () => (await get(`${p1.url}/tasks/${ref}`)).json.status === 'running');
+      const onP1 = sse(`${p1.url}/stream/${ref}`);
+      await onP1.wait(1, 15_000); // running, on p1: the only process
+      onP1.close();
       const p2 = await serveProcess(args);
       const stream = sse(`${p2.url}/stream/${ref}`);
       await stream.wait(3, 10_000);

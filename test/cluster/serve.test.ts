@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { tempDir } from '../cli/helpers.js';
-import { eventually, get, post, range, seqs, serveProcess, sse, type Serve } from './support.js';
+import { get, post, range, seqs, serveProcess, sse, type Serve } from './support.js';
 import { clusterBackends } from './backends.js';
 
 const dir = tempDir();
@@ -25,8 +25,14 @@ for (const backend of await clusterBackends(dir.path)) {
       return { procs, more };
     }
 
+    /** Resolves once the task has sent its first event: it is running (on `url`'s process, when that is the only one). */
     async function running(url: string, ref: string): Promise<void> {
-      await eventually(15_000, `${ref} to run`, async () => (await get(`${url}/tasks/${ref}`)).json.status === 'running');
+      const stream = sse(`${url}/stream/${ref}`);
+      try {
+        await stream.wait(1, 15_000);
+      } finally {
+        stream.close();
+      }
     }
 
     test('create on one, stream from the other two, signal and cancel through a third', async () => {

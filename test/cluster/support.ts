@@ -31,7 +31,10 @@ export async function get(url: string): Promise<{ status: number; json: any }> {
   return { status: res.status, json: await res.json() };
 }
 
-/** Polls `check` every 50 ms until it is true, within `ms` (for conditions only another process can change). */
+/**
+ * Polls `check` every 50 ms until it is true, within `ms`: for a state of another process that no
+ * stream announces (`/ready` after its store or bus went away or came back).
+ */
 export async function eventually(ms: number, what: string, check: () => Promise<boolean>): Promise<void> {
   await within(ms, (async () => {
     for (;;) {
