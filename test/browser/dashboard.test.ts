@@ -10,6 +10,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
+import { z } from 'zod';
+import { defineTask } from '../../src/index.js';
 import {
   type BrowserServer, buildDashboard, collectPageErrors, launchBrowser, ROOT, SKIP, startServer, WAIT_MS,
 } from './harness.js';
@@ -20,6 +22,24 @@ declare global {
     seenStates: string[];
   }
 }
+
+/**
+ * Sends 3 steps, waits for `more`, sends 5, waits for `finish`, sends 2 and completes: the test
+ * says when each part runs, so the stream is dropped while the task is running on any machine.
+ */
+const Stepped = defineTask({
+  app: 'browser',
+  type: 'Stepped',
+  input: z.object({}),
+  async run(ctx) {
+    let step = 0;
+    for (const [count, wait] of [[3, 'more'], [5, 'finish'], [2, undefined]] as const) {
+      for (let i = 0; i < count; i++) await ctx.progress({ step: ++step });
+      if (wait !== undefined) await ctx.waitForSignal(wait);
+    }
+    return step;
+  },
+});
 
 const TASK_HASH = /^#\/tasks\/examples\/ExampleTask\/(\d+)$/;
 
@@ -48,7 +68,7 @@ void describe('dashboard in Chromium', () => {
     if (SKIP) return;
     buildDashboard();
     // A short `retry:` so a dropped stream resumes quickly.
-    app = await startServer({ http: { retryMs: 300 } });
+    app = await startServer({ http: { retryMs: 300 }, tasks: [Stepped] });
     browser = await launchBrowser();
   });
   after(async () => {
@@ -104,10 +124,10 @@ void describe('dashboard in Chromium', () => {
   void test('shows the connection dropping and resuming, without losing or repeating events', { skip: SKIP }, async () => {
     const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
     const errors = collectPageErrors(page);
-    const task = await app.runtime.create('examples/ExampleTask', { message: 'drop me', steps: 20, delay_ms: 100 });
-    await page.goto(`${app.url}/#/tasks/examples/ExampleTask/${task.id}`);
+    const task = await app.runtime.create(Stepped, {});
+    await page.goto(`${app.url}/#/tasks/browser/Stepped/${task.id}`);
     await page.waitForSelector('#tv-link[data-link="live"]', { timeout: WAIT_MS });
-    await page.waitForFunction(() => document.querySelectorAll('#tv-log tr').length >= 3, undefined, { timeout: WAIT_MS });
+    await page.waitForFunction(() => document.querySelectorAll('#tv-log tr').length === 3, undefined, { timeout: WAIT_MS });
     await page.evaluate(() => {
       window.seenStates = [];
       const link = document.getElementById('tv-link')!;
@@ -116,16 +136,20 @@ void describe('dashboard in Chromium', () => {
       new MutationObserver(() => window.seenStates.push(`conn:${conn.dataset.state}`)).observe(conn, { attributes: true });
     });
 
-    assert.ok(app.dropStreams(`/stream/examples/ExampleTask/${task.id}`) >= 1, 'an open stream to drop');
+    // Dropped while the task waits; it sends 5 more while the page is reconnecting.
+    assert.ok(app.dropStreams(`/stream/browser/Stepped/${task.id}`) >= 1, 'an open stream to drop');
+    assert.equal(await app.runtime.signal(task.id, 'more'), true);
     await page.waitForFunction(() => window.seenStates.includes('link:reconnecting') && window.seenStates.includes('conn:reconnecting'), undefined, { timeout: WAIT_MS });
     assert.match(await page.textContent('#conn') ?? '', /Reconnecting/);
     await page.waitForFunction(() => window.seenStates.lastIndexOf('link:live') > window.seenStates.indexOf('link:reconnecting'), undefined, { timeout: WAIT_MS });
+    // Live again: the rest arrives on the resumed stream.
+    assert.equal(await app.runtime.signal(task.id, 'finish'), true);
     await page.waitForSelector('#tv-status [data-status="completed"]', { timeout: WAIT_MS });
     await page.waitForSelector('#conn[data-state="live"]', { timeout: WAIT_MS });
 
     const rows = await logRows(page);
-    assert.deepEqual(rows.map(([seq]) => seq), Array.from({ length: 22 }, (_, i) => i + 1), 'every event once, in order');
-    assert.equal(await page.textContent('#tv-result'), '"Completed processing: drop me"');
+    assert.deepEqual(rows.map(([seq]) => seq), Array.from({ length: 11 }, (_, i) => i + 1), 'every event once, in order');
+    assert.equal(await page.textContent('#tv-result'), '10');
     assert.deepEqual(errors, []);
     await page.close();
   });
