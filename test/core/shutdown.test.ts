@@ -14,16 +14,14 @@ await describeBackends('core', 'shutdown', (tmp) => {
   void describe('shutdown', () => {
     void test('close() with nothing running takes milliseconds, is idempotent, and refuses new work', async () => {
       const Noop = defineTask({ app: 'core', type: 'Noop', input: z.object({}), run: () => 'ok' });
-      const rt = await open(tmp.db(), { tasks: [Noop] });
+      // A grace period far beyond the wait below: a close that waited it out would fail.
+      const rt = await open(tmp.db(), { tasks: [Noop], graceMs: 600_000 });
       const task = await rt.create(Noop, {});
       await finished(rt, task.id);
-      const t0 = performance.now();
       const first = rt.close();
       const second = rt.close({ timeoutMs: 5 });
       assert.equal(second, first, 'a second call returns the first call\'s promise');
-      await within(2000, first, 'close()');
-      const elapsed = performance.now() - t0;
-      assert.ok(elapsed < 200, `close with nothing running took ${elapsed.toFixed(1)} ms`);
+      await within(10_000, first, 'close() with nothing running, well before the grace period');
       assert.equal(rt.closed, true);
       assert.equal(rt.close(), first);
       await assert.rejects(rt.create(Noop, {}), RuntimeClosedError);
@@ -86,10 +84,10 @@ await describeBackends('core', 'shutdown', (tmp) => {
       })();
 
       const t0 = performance.now();
-      await within(3000, rt.close({ timeoutMs: 150 }), 'close()');
+      // The deaf run never ends: close() returns at all only because of its timeout.
+      await within(10_000, rt.close({ timeoutMs: 150 }), 'close()');
       const elapsed = performance.now() - t0;
       assert.ok(elapsed >= 140, `waited for the stuck run (${elapsed.toFixed(0)} ms)`);
-      assert.ok(elapsed < 150 + 400, `returned within the timeout and a margin (${elapsed.toFixed(0)} ms)`);
       assert.ok(coopReason instanceof TaskAbortedError, 'the cooperative run saw its signal abort');
       assert.equal(coopReason.kind, 'shutdown');
 
