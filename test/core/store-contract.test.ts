@@ -383,6 +383,44 @@ await describeBackends('store contract', 'contract', (tmp) => {
     }
   }));
 
+  void test('an append whose reply is lost is retried: its events are stored once and the next batch follows (PostgreSQL)', async (t) => onPostgres(t, 'only a networked store can lose a reply', async ({ url, schema }) => {
+    const pool = new pg.Pool({ connectionString: url, max: 2 });
+    let lose = 0;
+    // The pool the store takes, losing the reply of the next `lose` append statements: the
+    // database stored the rows, the store hears a dropped connection.
+    const lossy: PgPool = {
+      async query(q, v) {
+        const result = await pool.query(q as never, v as unknown[]);
+        if (lose > 0 && typeof q === 'object' && /_append(One|Many)$/.test(q.name ?? '')) {
+          lose--;
+          throw Object.assign(new Error('injected: connection lost after the append'), { code: '08006' });
+        }
+        return result as never;
+      },
+      end: () => pool.end(),
+      connect: () => pool.connect() as never,
+    };
+    const store: Store = postgresStore({ pool: lossy, schema });
+    try {
+      await store.migrate();
+      const [one, two] = [await running(store, 2), await running(store, 2)];
+      const events = (run: typeof one, ...seqs: number[]) => seqs.map((seq) => ({
+        taskId: run.id, epoch: run.epoch, seq, type: 'progress', json: `{"seq":${seq}}`, at: Date.now() }));
+      lose = 1;
+      assert.deepEqual(await store.appendEvents(events(one, 3, 4)), [], 'one run: accepted on the retry');
+      lose = 1;
+      assert.deepEqual(await store.appendEvents([...events(one, 5), ...events(two, 3, 4)]), [], 'many runs: accepted on the retry');
+      assert.equal(lose, 0, 'both replies were lost');
+      assert.deepEqual(await store.appendEvents([...events(one, 6), ...events(two, 5)]), [], 'the next batch follows on');
+      const seqs = async (id: number) => (await store.readEvents(id, 0, { limit: 100 }))?.events.map((e) => e.seq);
+      assert.deepEqual(await seqs(one.id), [1, 2, 3, 4, 5, 6], 'every event once');
+      assert.deepEqual(await seqs(two.id), [1, 2, 3, 4, 5], 'every event once');
+    } finally {
+      await store.close();
+      await pool.end();
+    }
+  }));
+
   void test('ping() answers while the store is reachable (PostgreSQL: rejects for a server that is not there)', async (t) => {
     const db = await fresh();
     await db.store.ping();
