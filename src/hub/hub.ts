@@ -1,5 +1,5 @@
 import type { Bus } from '../bus/types.js';
-import type { EventPage, EventRecord, PageLimit, Store } from '../store/types.js';
+import type { EventPage, EventRecord, PageLimit, PageRead, Store } from '../store/types.js';
 import { TERMINAL_STATUSES } from '../store/types.js';
 import { runtimeEvents } from '../task/events.js';
 import { TERMINAL_EVENTS } from '../task/names.js';
@@ -133,6 +133,13 @@ function stateOf(w: Watcher): State {
  */
 /** Tasks whose positions one read of the position check asks for. */
 const CHECK_BATCH = 500;
+/** Watchers whose first pages one read asks for (each page bounded as any other). */
+const FIRST_BATCH = 100;
+
+interface FirstRead extends PageRead {
+  resolve(page: EventPage | undefined): void;
+  reject(err: unknown): void;
+}
 
 export class Hub {
   readonly #entries = new Map<number, Entry>();
@@ -145,6 +152,8 @@ export class Hub {
   readonly #offResync: () => void;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
+  /** First pages asked for in this tick, read together (see #readFirst). */
+  #firstReads: FirstRead[] = [];
 
   constructor(store: Store, bus: Bus, onError: (err: unknown) => void, options: HubOptions = {}) {
     this.#store = store;
@@ -331,7 +340,7 @@ export class Hub {
           return;
         }
         if (w.state === 'paused' && w.prefetched) return;
-        const page = await this.#store.readEvents(entry.taskId, w.cursor, this.#page);
+        const page = w.opened ? await this.#store.readEvents(entry.taskId, w.cursor, this.#page) : await this.#readFirst(entry.taskId, w.cursor);
         if (stateOf(w) === 'done') return;
         if (w.state === 'paused') w.prefetched = true;
         if (page === undefined) {
@@ -350,6 +359,37 @@ export class Hub {
       this.#finish(entry, w, 'error');
     } finally {
       w.pumping = false;
+    }
+  }
+
+  /**
+   * A watcher's first page. The first pages asked for in one tick (the watchers whose bus
+   * subscriptions went live together: many streams opened at once, a producer watching every task
+   * it creates) are read in one statement (`Store.readPages`) instead of one each; a lone one, or
+   * a store without `readPages`, is an ordinary `readEvents`.
+   */
+  #readFirst(taskId: number, afterSeq: number): Promise<EventPage | undefined> {
+    if (this.#store.readPages === undefined) return this.#store.readEvents(taskId, afterSeq, this.#page);
+    return new Promise((resolve, reject) => {
+      if (this.#firstReads.length === 0) setImmediate(() => this.#flushFirstReads());
+      this.#firstReads.push({ taskId, afterSeq, resolve, reject });
+    });
+  }
+
+  #flushFirstReads(): void {
+    const reads = this.#firstReads;
+    this.#firstReads = [];
+    for (let i = 0; i < reads.length; i += FIRST_BATCH) {
+      const batch = reads.slice(i, i + FIRST_BATCH);
+      if (batch.length === 1) {
+        const r = batch[0]!;
+        this.#store.readEvents(r.taskId, r.afterSeq, this.#page).then(r.resolve, r.reject);
+        continue;
+      }
+      this.#store.readPages!(batch, this.#page).then(
+        (pages) => batch.forEach((r, j) => r.resolve(pages[j])),
+        (err: unknown) => batch.forEach((r) => r.reject(err)),
+      );
     }
   }
 
