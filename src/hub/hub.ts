@@ -92,6 +92,14 @@ interface Entry {
 }
 
 
+/**
+ * One page read for several watchers: each gets its own events array (a watcher clears the slots
+ * it has handed over), the event objects themselves are shared.
+ */
+function share(reads: readonly FirstRead[], page: EventPage | undefined): void {
+  for (let k = 0; k < reads.length; k++) reads[k]!.resolve(page === undefined || k === 0 ? page : { ...page, events: page.events.slice() });
+}
+
 /** Consecutive seqs and no terminal event: a batch a sink may take in one piece. */
 function wholeBatch(events: readonly EventRecord[]): boolean {
   const first = events[0]!.seq;
@@ -365,11 +373,11 @@ export class Hub {
   /**
    * A watcher's first page. The first pages asked for in one tick (the watchers whose bus
    * subscriptions went live together: many streams opened at once, a producer watching every task
-   * it creates) are read in one statement (`Store.readPages`) instead of one each; a lone one, or
-   * a store without `readPages`, is an ordinary `readEvents`.
+   * it creates) are read together: watchers of one task at one cursor share one read, and the
+   * other reads go in one statement (`Store.readPages`, at most FIRST_BATCH a statement) instead of
+   * one each. A lone read, or a store without `readPages`, is an ordinary `readEvents`.
    */
   #readFirst(taskId: number, afterSeq: number): Promise<EventPage | undefined> {
-    if (this.#store.readPages === undefined) return this.#store.readEvents(taskId, afterSeq, this.#page);
     return new Promise((resolve, reject) => {
       if (this.#firstReads.length === 0) setImmediate(() => this.#flushFirstReads());
       this.#firstReads.push({ taskId, afterSeq, resolve, reject });
@@ -377,19 +385,23 @@ export class Hub {
   }
 
   #flushFirstReads(): void {
-    const reads = this.#firstReads;
+    const same = new Map<string, FirstRead[]>();
+    for (const r of this.#firstReads) {
+      const key = `${r.taskId}:${r.afterSeq}`;
+      const list = same.get(key);
+      if (list === undefined) same.set(key, [r]);
+      else list.push(r);
+    }
     this.#firstReads = [];
-    for (let i = 0; i < reads.length; i += FIRST_BATCH) {
-      const batch = reads.slice(i, i + FIRST_BATCH);
-      if (batch.length === 1) {
-        const r = batch[0]!;
-        this.#store.readEvents(r.taskId, r.afterSeq, this.#page).then(r.resolve, r.reject);
-        continue;
-      }
-      this.#store.readPages!(batch, this.#page).then(
-        (pages) => batch.forEach((r, j) => r.resolve(pages[j])),
-        (err: unknown) => batch.forEach((r) => r.reject(err)),
-      );
+    const reads = [...same.values()];
+    const single = this.#store.readPages === undefined ? 1 : FIRST_BATCH;
+    for (let i = 0; i < reads.length; i += single) {
+      const batch = reads.slice(i, i + single);
+      const done = (pages: ReadonlyArray<EventPage | undefined>): void => batch.forEach((rs, j) => share(rs, pages[j]));
+      const fail = (err: unknown): void => batch.forEach((rs) => rs.forEach((r) => r.reject(err)));
+      const first = batch[0]![0]!;
+      if (batch.length === 1) this.#store.readEvents(first.taskId, first.afterSeq, this.#page).then((page) => done([page]), fail);
+      else this.#store.readPages!(batch.map((rs) => rs[0]!), this.#page).then(done, fail);
     }
   }
 

@@ -237,6 +237,20 @@ void describe('subscribing by id costs one store read', () => {
       assert.ok(events.every((e) => e.taskId === tasks[i]!.id), `subscriber ${i}: its own task's events`);
     }
   });
+
+  void test('streams opened on one task in one tick share its first page: one read, and each still gets every event', async () => {
+    const gate = deferred();
+    const Steps = steps(gate.promise);
+    const store = countingStore(sqliteStore(tmp.db()));
+    await using rt = await createTaskstream({ tasks: [Steps], store, positionCheckMs: 3_600_000 });
+    const task = await rt.create(Steps, { count: 3 });
+    const pages = store.reads.calls;
+    const subs = await Promise.all(Array.from({ length: 30 }, () => rt.subscribe(task.id)));
+    assert.equal(store.reads.calls, pages + 1, 'one readEvents for the 30');
+    assert.deepEqual(store.reads.batches, [], 'no readPages');
+    gate.resolve();
+    for (const [i, sub] of subs.entries()) assertWhole(await collect(sub), 3, `subscriber ${i}`);
+  });
 });
 
 void describe('two runtimes on one SQLite file (two processes, a rolling restart)', () => {
