@@ -17,7 +17,7 @@ export { MemoryDatabase, memoryStore, MemoryStore } from './store/memory.js';
 export type { MemoryStoreOptions } from './store/memory.js';
 export type {
   CancelResult, ClaimedRun, EventPage, EventRecord, FinishResult, FinishRun, LeaseRenewal, ListFilter, LogPosition, MigrationReport, NewEvent,
-  NewTask, PageLimit, RecoveryEvents, RequeueRun, StateEvent, Store, TaskError, TaskRecord, TaskStatus,
+  NewTask, PageLimit, PageRead, RecoveryEvents, RequeueRun, StateEvent, Store, TaskError, TaskRecord, TaskStatus,
 } from './store/types.js';
 export { TERMINAL_STATUSES } from './store/types.js';
 export { LocalBus, localBus } from './bus/local.js';

@@ -1,5 +1,5 @@
 import type { Bus } from '../bus/types.js';
-import type { EventPage, EventRecord, PageLimit, Store } from '../store/types.js';
+import type { EventPage, EventRecord, PageLimit, PageRead, Store } from '../store/types.js';
 import { TERMINAL_STATUSES } from '../store/types.js';
 import { runtimeEvents } from '../task/events.js';
 import { TERMINAL_EVENTS } from '../task/names.js';
@@ -92,6 +92,14 @@ interface Entry {
 }
 
 
+/**
+ * One page read for several watchers: each gets its own events array (a watcher clears the slots
+ * it has handed over), the event objects themselves are shared.
+ */
+function share(reads: readonly FirstRead[], page: EventPage | undefined): void {
+  for (let k = 0; k < reads.length; k++) reads[k]!.resolve(page === undefined || k === 0 ? page : { ...page, events: page.events.slice() });
+}
+
 /** Consecutive seqs and no terminal event: a batch a sink may take in one piece. */
 function wholeBatch(events: readonly EventRecord[]): boolean {
   const first = events[0]!.seq;
@@ -133,6 +141,13 @@ function stateOf(w: Watcher): State {
  */
 /** Tasks whose positions one read of the position check asks for. */
 const CHECK_BATCH = 500;
+/** Watchers whose first pages one read asks for (each page bounded as any other). */
+const FIRST_BATCH = 100;
+
+interface FirstRead extends PageRead {
+  resolve(page: EventPage | undefined): void;
+  reject(err: unknown): void;
+}
 
 export class Hub {
   readonly #entries = new Map<number, Entry>();
@@ -145,6 +160,8 @@ export class Hub {
   readonly #offResync: () => void;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
+  /** First pages asked for in this tick, read together (see #readFirst). */
+  #firstReads: FirstRead[] = [];
 
   constructor(store: Store, bus: Bus, onError: (err: unknown) => void, options: HubOptions = {}) {
     this.#store = store;
@@ -331,7 +348,7 @@ export class Hub {
           return;
         }
         if (w.state === 'paused' && w.prefetched) return;
-        const page = await this.#store.readEvents(entry.taskId, w.cursor, this.#page);
+        const page = w.opened ? await this.#store.readEvents(entry.taskId, w.cursor, this.#page) : await this.#readFirst(entry.taskId, w.cursor);
         if (stateOf(w) === 'done') return;
         if (w.state === 'paused') w.prefetched = true;
         if (page === undefined) {
@@ -350,6 +367,41 @@ export class Hub {
       this.#finish(entry, w, 'error');
     } finally {
       w.pumping = false;
+    }
+  }
+
+  /**
+   * A watcher's first page. The first pages asked for in one tick (the watchers whose bus
+   * subscriptions went live together: many streams opened at once, a producer watching every task
+   * it creates) are read together: watchers of one task at one cursor share one read, and the
+   * other reads go in one statement (`Store.readPages`, at most FIRST_BATCH a statement) instead of
+   * one each. A lone read, or a store without `readPages`, is an ordinary `readEvents`.
+   */
+  #readFirst(taskId: number, afterSeq: number): Promise<EventPage | undefined> {
+    return new Promise((resolve, reject) => {
+      if (this.#firstReads.length === 0) setImmediate(() => this.#flushFirstReads());
+      this.#firstReads.push({ taskId, afterSeq, resolve, reject });
+    });
+  }
+
+  #flushFirstReads(): void {
+    const same = new Map<string, FirstRead[]>();
+    for (const r of this.#firstReads) {
+      const key = `${r.taskId}:${r.afterSeq}`;
+      const list = same.get(key);
+      if (list === undefined) same.set(key, [r]);
+      else list.push(r);
+    }
+    this.#firstReads = [];
+    const reads = [...same.values()];
+    const single = this.#store.readPages === undefined ? 1 : FIRST_BATCH;
+    for (let i = 0; i < reads.length; i += single) {
+      const batch = reads.slice(i, i + single);
+      const done = (pages: ReadonlyArray<EventPage | undefined>): void => batch.forEach((rs, j) => share(rs, pages[j]));
+      const fail = (err: unknown): void => batch.forEach((rs) => rs.forEach((r) => r.reject(err)));
+      const first = batch[0]![0]!;
+      if (batch.length === 1) this.#store.readEvents(first.taskId, first.afterSeq, this.#page).then((page) => done([page]), fail);
+      else this.#store.readPages!(batch.map((rs) => rs[0]!), this.#page).then(done, fail);
     }
   }
 

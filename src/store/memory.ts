@@ -1,6 +1,6 @@
 import type {
   CancelResult, ClaimedRun, EventPage, EventRecord, FinishResult, FinishRun, LeaseRenewal, ListFilter, LogPosition, MigrationReport,
-  NewEvent, NewTask, PageLimit, RecoveryEvents, RequeueRun, StateEvent, Store, TaskError, TaskRecord, TaskStatus,
+  NewEvent, NewTask, PageLimit, PageRead, RecoveryEvents, RequeueRun, StateEvent, Store, TaskError, TaskRecord, TaskStatus,
 } from './types.js';
 import { TERMINAL_STATUSES } from './types.js';
 
@@ -241,6 +241,12 @@ export class MemoryStore implements Store {
       bytes += e.json.length;
     }
     return { events, firstSeq: r.firstSeq, lastSeq: r.lastSeq, status: r.status };
+  }
+
+  async readPages(reads: ReadonlyArray<PageRead>, page: PageLimit): Promise<Array<EventPage | undefined>> {
+    // readEvents does all its work before it returns: every read sees the same state.
+    const pages = reads.map((r) => this.readEvents(r.taskId, r.afterSeq, page));
+    return Promise.all(pages);
   }
 
   async readPositions(taskIds: readonly number[]): Promise<Map<number, LogPosition>> {

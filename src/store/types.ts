@@ -78,6 +78,12 @@ export interface EventPage extends LogPosition {
   readonly events: EventRecord[];
 }
 
+/** One read of `Store.readPages`: a task's events after `afterSeq`. */
+export interface PageRead {
+  readonly taskId: number;
+  readonly afterSeq: number;
+}
+
 export interface NewTask {
   readonly app: string;
   readonly type: string;
@@ -228,6 +234,13 @@ export interface Store {
   readEvents(taskId: number, afterSeq: number, page: PageLimit): Promise<EventPage | undefined>;
   /** The positions of many tasks' logs in one read (the hub's position check); tasks that do not exist are absent. */
   readPositions(taskIds: readonly number[]): Promise<Map<number, LogPosition>>;
+  /**
+   * Optional: many `readEvents` in one read (the hub's first page of the watchers that attached in
+   * one tick). `page` bounds each read, not the whole; one result per read, in order, undefined
+   * where the task does not exist. Each result is as `readEvents` would have returned it (its page
+   * and position from one snapshot). A store without it gets one `readEvents` per read.
+   */
+  readPages?(reads: ReadonlyArray<PageRead>, page: PageLimit): Promise<Array<EventPage | undefined>>;
   /**
    * Retention: deletes the task's events older than its `keepLast` newest (never the newest one)
    * and moves `firstSeq`. Returns how many were deleted. Not fenced: it never touches what a

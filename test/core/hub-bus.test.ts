@@ -214,6 +214,43 @@ void describe('subscribing by id costs one store read', () => {
     await assert.rejects(rt.subscribe({ app: 'core', type: 'Other', id: task.id }), TaskNotFoundError);
     await assert.rejects(rt.subscribe(0), TaskNotFoundError);
   });
+
+  void test('subscribes made in one tick share one first page read (readPages); each gets its own task, a missing id still fails alone', async () => {
+    const gate = deferred();
+    const Steps = steps(gate.promise);
+    const store = countingStore(sqliteStore(tmp.db()));
+    await using rt = await createTaskstream({ tasks: [Steps], store, positionCheckMs: 3_600_000 });
+    const tasks: Array<{ id: number }> = [];
+    for (let i = 0; i < 20; i++) tasks.push(await rt.create(Steps, { count: 1 + (i % 3) }));
+    const pages = store.reads.calls;
+    const missing = tasks.at(-1)!.id + 1000;
+    const opened = await Promise.allSettled([...tasks.map((t) => rt.subscribe(t.id)), rt.subscribe(missing)]);
+    assert.equal(opened.at(-1)!.status, 'rejected');
+    assert.ok((opened.at(-1) as PromiseRejectedResult).reason instanceof TaskNotFoundError, 'the missing id');
+    assert.deepEqual(store.reads.batches, [[...tasks.map((t) => t.id), missing]], 'one readPages for all 21');
+    assert.equal(store.reads.calls, pages, 'no readEvents of their own');
+    gate.resolve();
+    for (let i = 0; i < tasks.length; i++) {
+      const sub = (opened[i] as PromiseFulfilledResult<AsyncIterableIterator<TaskEvent>>).value;
+      const events = await collect(sub);
+      assertWhole(events, 1 + (i % 3), `subscriber ${i}`);
+      assert.ok(events.every((e) => e.taskId === tasks[i]!.id), `subscriber ${i}: its own task's events`);
+    }
+  });
+
+  void test('streams opened on one task in one tick share its first page: one read, and each still gets every event', async () => {
+    const gate = deferred();
+    const Steps = steps(gate.promise);
+    const store = countingStore(sqliteStore(tmp.db()));
+    await using rt = await createTaskstream({ tasks: [Steps], store, positionCheckMs: 3_600_000 });
+    const task = await rt.create(Steps, { count: 3 });
+    const pages = store.reads.calls;
+    const subs = await Promise.all(Array.from({ length: 30 }, () => rt.subscribe(task.id)));
+    assert.equal(store.reads.calls, pages + 1, 'one readEvents for the 30');
+    assert.deepEqual(store.reads.batches, [], 'no readPages');
+    gate.resolve();
+    for (const [i, sub] of subs.entries()) assertWhole(await collect(sub), 3, `subscriber ${i}`);
+  });
 });
 
 void describe('two runtimes on one SQLite file (two processes, a rolling restart)', () => {

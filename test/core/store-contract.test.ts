@@ -83,6 +83,36 @@ await describeBackends('store contract', 'contract', (tmp) => {
     }
   });
 
+  void test('readPages: many reads in one, each as readEvents would answer it (bounded per read, in order, undefined when missing)', async () => {
+    const db = await fresh();
+    try {
+      const read = db.store.readPages?.bind(db.store);
+      assert.ok(read !== undefined, 'every built-in store reads pages together');
+      const pad = (i: number) => JSON.stringify({ i, pad: 'x'.repeat(90) });
+      const a = await running(db.store, 10, pad);
+      const b = await running(db.store, 0);
+      const c = await running(db.store, 4, pad);
+      await db.store.trimEvents(c.id, 2);
+      const reads = [
+        { taskId: a.id, afterSeq: 0 }, { taskId: 999_999, afterSeq: 0 }, { taskId: b.id, afterSeq: 0 },
+        { taskId: a.id, afterSeq: 7 }, { taskId: c.id, afterSeq: 0 }, { taskId: a.id, afterSeq: 10 },
+      ];
+      const limit = { limit: 4, maxBytes: 250 };
+      const pages = await read(reads, limit);
+      assert.equal(pages.length, reads.length, 'one result per read');
+      assert.deepEqual(pages, await Promise.all(reads.map((r) => db.store.readEvents(r.taskId, r.afterSeq, limit))), 'each as readEvents');
+      assert.deepEqual(pages.map((p) => p?.events.map((e) => e.seq)), [[1, 2, 3], undefined, [], [8, 9, 10], [3, 4], []]);
+      assert.deepEqual(pages.map((p) => p && { first: p.firstSeq, last: p.lastSeq, status: p.status }), [
+        { first: 1, last: 10, status: 'running' }, undefined, { first: 1, last: 0, status: 'running' },
+        { first: 1, last: 10, status: 'running' }, { first: 3, last: 4, status: 'running' }, { first: 1, last: 10, status: 'running' },
+      ]);
+      assert.ok(pages[0]!.events.every((e) => e.taskId === a.id) && pages[4]!.events.every((e) => e.taskId === c.id), 'each event names its task');
+      assert.deepEqual(await read([], limit), []);
+    } finally {
+      await db.close();
+    }
+  });
+
   void test('nextRunDelay: null when nothing of these kinds is delayed (not "due now"), else the time until the earliest', async () => {
     const db = await fresh();
     try {

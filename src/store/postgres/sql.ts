@@ -154,6 +154,16 @@ export function statements(schema: string) {
         WHERE w.before < $4) e ON true
       WHERE t.id = $1 ORDER BY e.seq`,
     positions: `SELECT t.id, t.first_seq, ${lastSeq(s, 't.')} AS last_seq, t.status FROM ${s}.tasks t WHERE t.id = ANY($1::bigint[])`,
+    /** readEvents for many (task, afterSeq) reads in one statement (one snapshot); `i` is the read's place in the arrays. */
+    readPages: `SELECT r.i, t.first_seq, ${lastSeq(s, 't.')} AS last_seq, t.status, e.seq, e.type, e.data, e.at
+      FROM unnest($1::bigint[], $2::bigint[]) WITH ORDINALITY AS r(id, after_seq, i)
+      JOIN ${s}.tasks t ON t.id = r.id
+      LEFT JOIN LATERAL (
+        SELECT w.seq, w.type, w.data, w.at FROM (
+          SELECT seq, type, data, at, sum(octet_length(data)) OVER (ORDER BY seq) - octet_length(data) AS before
+          FROM ${s}.events WHERE task_id = t.id AND seq > r.after_seq ORDER BY seq LIMIT $3) w
+        WHERE w.before < $4) e ON true
+      ORDER BY r.i, e.seq`,
     trim: `WITH t AS (UPDATE ${s}.tasks u SET first_seq = GREATEST(u.first_seq, ${lastSeq(s, 'u.')} - $2 + 1) WHERE u.id = $1 RETURNING u.first_seq),
       d AS (DELETE FROM ${s}.events WHERE task_id = $1 AND seq < (SELECT first_seq FROM t) RETURNING 1)
       SELECT count(*)::int AS deleted FROM d`,

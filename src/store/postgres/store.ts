@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type {
   CancelResult, ClaimedRun, EventPage, EventRecord, FinishResult, FinishRun, LeaseRenewal, ListFilter, LogPosition, MigrationReport,
-  NewEvent, NewTask, PageLimit, RecoveryEvents, RequeueRun, StateEvent, Store, TaskRecord, TaskStatus,
+  NewEvent, NewTask, PageLimit, PageRead, RecoveryEvents, RequeueRun, StateEvent, Store, TaskRecord, TaskStatus,
 } from '../types.js';
 import { TERMINAL_STATUSES } from '../types.js';
 import { TickBatch } from './batch.js';
@@ -354,6 +354,22 @@ export class PostgresStore implements Store {
     if (taskIds.length === 0) return new Map();
     const rows = await this.#read<{ id: string; first_seq: number; last_seq: number; status: TaskStatus }>('positions', [taskIds]);
     return new Map(rows.map((r) => [Number(r.id), { firstSeq: r.first_seq, lastSeq: r.last_seq, status: r.status }]));
+  }
+
+  async readPages(reads: ReadonlyArray<PageRead>, page: PageLimit): Promise<Array<EventPage | undefined>> {
+    if (reads.length === 0) return [];
+    type Row = { i: string; first_seq: number; last_seq: number; status: TaskStatus; seq: number | null; type: string; data: string; at: string };
+    const rows = await this.#read<Row>('readPages', [
+      numberArray(reads.map((r) => r.taskId)), numberArray(reads.map((r) => r.afterSeq)), page.limit, page.maxBytes ?? Number.MAX_SAFE_INTEGER,
+    ]);
+    const pages: Array<EventPage | undefined> = new Array<EventPage | undefined>(reads.length).fill(undefined);
+    for (const r of rows) {
+      const at = Number(r.i) - 1;
+      const taskId = reads[at]!.taskId;
+      const p = pages[at] ??= { events: [], firstSeq: r.first_seq, lastSeq: r.last_seq, status: r.status };
+      if (r.seq !== null) p.events.push({ taskId, seq: r.seq, type: r.type, json: r.data, at: Number(r.at) });
+    }
+    return pages;
   }
 
   async trimEvents(taskId: number, keepLast: number): Promise<number> {

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { StoreUnavailableError } from '../../errors.js';
 import type {
   CancelResult, ClaimedRun, EventPage, EventRecord, FinishResult, FinishRun, LeaseRenewal, ListFilter, LogPosition, MigrationReport,
-  NewEvent, NewTask, PageLimit, RecoveryEvents, RequeueRun, StateEvent, Store, TaskError, TaskRecord, TaskStatus,
+  NewEvent, NewTask, PageLimit, PageRead, RecoveryEvents, RequeueRun, StateEvent, Store, TaskError, TaskRecord, TaskStatus,
 } from '../types.js';
 
 /**
@@ -272,21 +272,29 @@ export class SqliteStore implements Store {
   }
 
   async readEvents(taskId: number, afterSeq: number, page: PageLimit): Promise<EventPage | undefined> {
-    const q = this.#q;
     // One read transaction: the page and the log's position come from the same snapshot.
-    return this.#db.transaction((): EventPage | undefined => {
-      const top = q.position.get(taskId) as { first_seq: number; last_seq: number; status: TaskStatus } | undefined;
-      if (top === undefined) return undefined;
-      const events: EventRecord[] = [];
-      const maxBytes = page.maxBytes ?? Infinity;
-      let bytes = 0;
-      for (const row of q.readEvents.iterate(taskId, afterSeq, page.limit) as IterableIterator<EventRow>) {
-        events.push(toEvent(row));
-        bytes += row.data.length;
-        if (bytes >= maxBytes) break; // leaving the loop finalises the statement's iterator
-      }
-      return { events, firstSeq: top.first_seq, lastSeq: top.last_seq, status: top.status };
-    }).deferred();
+    return this.#db.transaction(() => this.#page(taskId, afterSeq, page)).deferred();
+  }
+
+  async readPages(reads: ReadonlyArray<PageRead>, page: PageLimit): Promise<Array<EventPage | undefined>> {
+    // One read transaction for all of them.
+    return this.#db.transaction(() => reads.map((r) => this.#page(r.taskId, r.afterSeq, page))).deferred();
+  }
+
+  /** One page and its log's position; inside a transaction. */
+  #page(taskId: number, afterSeq: number, page: PageLimit): EventPage | undefined {
+    const q = this.#q;
+    const top = q.position.get(taskId) as { first_seq: number; last_seq: number; status: TaskStatus } | undefined;
+    if (top === undefined) return undefined;
+    const events: EventRecord[] = [];
+    const maxBytes = page.maxBytes ?? Infinity;
+    let bytes = 0;
+    for (const row of q.readEvents.iterate(taskId, afterSeq, page.limit) as IterableIterator<EventRow>) {
+      events.push(toEvent(row));
+      bytes += row.data.length;
+      if (bytes >= maxBytes) break; // leaving the loop finalises the statement's iterator
+    }
+    return { events, firstSeq: top.first_seq, lastSeq: top.last_seq, status: top.status };
   }
 
   async readPositions(taskIds: readonly number[]): Promise<Map<number, LogPosition>> {
