@@ -5,8 +5,6 @@ import type { SafeEmitter, TaskstreamEvents } from './emitter.js';
 
 interface Waiter {
   readonly promise: Promise<void>;
-  /** Fulfils when `promise` settles, either way. */
-  readonly settled: Promise<void>;
   resolve(): void;
   reject(err: unknown): void;
 }
@@ -29,34 +27,25 @@ export interface EventWriterHooks {
 /**
  * Group commit. Events sent during one tick, by any number of runs, are appended in one store
  * transaction at the next `setImmediate`, then published to the bus, so watchers only ever see
- * stored events. Cost per event: one array push here, one prepared insert in the transaction.
+ * stored events. Batches are written one after another, which keeps each task's seq order.
+ * Cost per event: one array push here, one prepared insert in the transaction.
  *
- * Batches in flight: as many as the store's `appendsInFlight` (default 1), each for a set of
- * tasks no other batch in flight holds. A task's events that arrive while its batch is in flight
- * wait for that batch's answer, which keeps each task's seq order; other tasks' events may go
- * meanwhile. When more than one slot is free the runs ready to go are split between them (each
- * run's events stay together), so runs that all wait for their sends (the usual task) keep two
- * groups that take turns instead of one batch that must come back before the next can fill.
- *
- * Failures: a batch never stops the writer. A store error worth retrying (StoreUnavailableError)
- * retries the same batch, with backoff, before its tasks' later events are written (so seq order
- * holds); the store recognises a batch an earlier try committed. Only a refusal (the epoch moved
- * on), or an outage longer than `retryForMs`, means a lost lease, for the refused runs alone. Any
- * other store error rejects the batch's sends (the run sees it) without touching its lease. A bus
- * that throws is reported, never fatal: the events are stored, and watchers read them from the
- * store.
+ * Failures: the chain of batches never breaks. A store error worth retrying (StoreUnavailableError)
+ * retries the same batch, with backoff, before any later batch is written (so seq order holds);
+ * the store recognises a batch an earlier try committed. Only a refusal (the epoch moved on), or an
+ * outage longer than `retryForMs`, means a lost lease. Any other store error rejects the batch's
+ * sends (the run sees it) without touching its lease. A bus that throws is reported, never fatal:
+ * the events are stored, and watchers read them from the store.
  */
 export class EventWriter {
   #queue: NewEvent[] = [];
-  /** One per task with events in the queue, shared by them: settles when they are stored. */
   #waiters = new Map<number, Waiter>();
-  /** A take of the queue is due at the next setImmediate. */
   #scheduled = false;
-  /** Tasks with a batch in flight: their later events wait for its answer. */
-  readonly #busy = new Set<number>();
-  /** The batches in flight (each settles, never rejects, when its batch is stored and published). */
-  readonly #inFlight = new Set<Promise<void>>();
-  readonly #slots: number;
+  /** A chain link is waiting to take the queue. */
+  #linked = false;
+  /** A batch is being written. */
+  #writing = false;
+  #chain: Promise<void> = Promise.resolve();
   readonly #store: Store;
   readonly #bus: Bus;
   readonly #hooks: EventWriterHooks;
@@ -65,8 +54,6 @@ export class EventWriter {
     this.#store = store;
     this.#bus = bus;
     this.#hooks = hooks;
-    const slots = store.appendsInFlight ?? 1;
-    this.#slots = Number.isSafeInteger(slots) && slots >= 1 ? slots : 1;
   }
 
   /** Queues an event; the promise settles when its batch is stored (shared by the task's events in the batch). */
@@ -77,103 +64,44 @@ export class EventWriter {
       waiter = deferred();
       this.#waiters.set(event.taskId, waiter);
     }
-    this.#schedule();
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      setImmediate(() => void this.flush());
+    }
     return waiter.promise;
   }
 
-  /** Writes whatever is queued; resolves when it, and every batch now in flight, is stored and published. */
+  /** Writes whatever is queued; resolves when it (and every earlier batch) is stored and published. */
   flush(): Promise<void> {
-    this.#take();
-    const pending: Array<Promise<unknown>> = [...this.#inFlight];
-    // Events of a task whose batch is in flight stay queued until it is answered.
-    for (const waiter of this.#waiters.values()) pending.push(waiter.settled);
-    return Promise.all(pending).then(() => {});
-  }
-
-  #schedule(): void {
-    if (this.#scheduled) return;
-    this.#scheduled = true;
-    setImmediate(() => this.#take());
-  }
-
-  /**
-   * Starts batches in the free slots. The queue is taken when a slot is free, not when an event
-   * arrives: everything sent while the slots were busy (by runs in any phase) goes in one batch.
-   * Were it fixed earlier, runs that started in different ticks would stay in separate batches
-   * for good, each paying a round trip.
-   */
-  #take(): void {
     this.#scheduled = false;
-    const free = this.#slots - this.#inFlight.size;
-    if (free <= 0 || this.#queue.length === 0) return;
-    if (this.#busy.size === 0 && (free === 1 || this.#waiters.size === 1)) {
-      // Everything goes, as one batch (always so with one slot).
-      const batch = this.#queue;
-      const waiters = this.#waiters;
-      this.#queue = [];
-      this.#waiters = new Map();
-      this.#start(batch, waiters);
-      return;
+    if (this.#queue.length > 0 && !this.#linked) {
+      // One batch in flight at most, and one waiting: the waiting one takes the queue only when it
+      // runs, so everything sent while a write was in flight (by runs in any phase) goes in one
+      // batch. Were it to take the queue now, runs that started in different ticks would stay in
+      // separate batches for good, each paying a round trip.
+      this.#linked = true;
+      const afterWrite = this.#writing;
+      // #write never rejects, so the chain never stops.
+      this.#chain = this.#chain.then(async () => {
+        // Runs whose sends the previous batch just acknowledged send again in the next tick: let them.
+        if (afterWrite) await new Promise((resolve) => setImmediate(resolve));
+        this.#linked = false;
+        const batch = this.#queue;
+        const waiters = this.#waiters;
+        this.#queue = [];
+        this.#waiters = new Map();
+        if (batch.length > 0) await this.#write(batch, waiters);
+      });
     }
-    const ready = new Map<number, NewEvent[]>();
-    const held: NewEvent[] = [];
-    for (const e of this.#queue) {
-      if (this.#busy.has(e.taskId)) {
-        held.push(e);
-        continue;
-      }
-      let list = ready.get(e.taskId);
-      if (list === undefined) ready.set(e.taskId, (list = []));
-      list.push(e);
-    }
-    if (ready.size === 0) return;
-    this.#queue = held;
-    const groups = Math.min(free, ready.size);
-    const share = this.#countReady(ready) / groups;
-    let batch: NewEvent[] = [];
-    let waiters = new Map<number, Waiter>();
-    let started = 0;
-    for (const [taskId, events] of ready) {
-      for (const e of events) batch.push(e);
-      waiters.set(taskId, this.#waiters.get(taskId)!);
-      this.#waiters.delete(taskId);
-      if (started < groups - 1 && batch.length >= share) {
-        this.#start(batch, waiters);
-        started += 1;
-        batch = [];
-        waiters = new Map();
-      }
-    }
-    if (batch.length > 0) this.#start(batch, waiters);
+    return this.#chain;
   }
 
-  #start(batch: NewEvent[], waiters: Map<number, Waiter>): void {
-    const tasks = [...waiters.keys()];
-    for (const taskId of tasks) this.#busy.add(taskId);
-    const done = this.#write(batch, waiters, () => {
-      this.#inFlight.delete(done);
-      for (const taskId of tasks) this.#busy.delete(taskId);
-    }).then(() => {
-      // Runs whose sends this batch just acknowledged send again in this tick: the next take
-      // waits for them (setImmediate), so they go together.
-      if (this.#queue.length > 0) this.#schedule();
-    });
-    this.#inFlight.add(done);
-  }
-
-  #countReady(ready: ReadonlyMap<number, readonly NewEvent[]>): number {
-    let n = 0;
-    for (const events of ready.values()) n += events.length;
-    return n;
-  }
-
-  /** `answered` is called as soon as the store has answered (before the sends settle): the slot and the tasks are free again. */
-  async #write(batch: NewEvent[], waiters: Map<number, Waiter>, answered: () => void): Promise<void> {
+  async #write(batch: NewEvent[], waiters: Map<number, Waiter>): Promise<void> {
     let refused: number[];
+    this.#writing = true;
     try {
       refused = await this.#append(batch);
     } catch (err) {
-      answered();
       const lost = isRetryableStoreError(err);
       this.#hooks.onStoreError?.('appending events', err);
       for (const [taskId, waiter] of waiters) {
@@ -182,8 +110,9 @@ export class EventWriter {
       }
       if (!lost) this.#hooks.onError(err, 'appending events failed');
       return;
+    } finally {
+      this.#writing = false;
     }
-    answered();
     const byTask = new Map<number, EventRecord[]>();
     for (const e of batch) {
       let list = byTask.get(e.taskId);
@@ -237,6 +166,6 @@ function deferred(): Waiter {
     reject = rej;
   });
   // Task code may fire and forget a send; a refused batch must not become an unhandled rejection.
-  const settled = promise.catch(() => {});
-  return { promise, settled, resolve, reject };
+  promise.catch(() => {});
+  return { promise, resolve, reject };
 }

@@ -186,13 +186,6 @@ export interface MigrationReport {
 }
 
 export interface Store {
-  /**
-   * How many `appendEvents` calls the runtime may have in flight at once, each for tasks no other
-   * one holds (a task's next batch always waits for the answer to its previous one). Default 1.
-   * More pays when an append waits on a round trip and a commit (PostgreSQL); a store that writes
-   * synchronously (SQLite, memory) gains nothing from it.
-   */
-  readonly appendsInFlight?: number;
   /** Applies pending migrations; safe to call from several processes at once. */
   migrate(): Promise<MigrationReport>;
   /** Resolves when the store answers a trivial query; rejects with the driver's error otherwise (readiness checks). */

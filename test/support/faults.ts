@@ -6,7 +6,7 @@
 import net from 'node:net';
 import { StoreUnavailableError, type Bus, type Command, type Store } from '../../src/index.js';
 
-type StoreMethod = { [K in keyof Store]-?: Store[K] extends (...args: never[]) => unknown ? K : never }[keyof Store];
+type StoreMethod = { [K in keyof Store]: Store[K] extends (...args: never[]) => unknown ? K : never }[keyof Store];
 
 export interface Hold {
   /** Resolves when the held call's real work is done and its reply is held back. */

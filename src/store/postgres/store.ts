@@ -24,12 +24,6 @@ export interface PostgresStoreOptions {
   readonly connectionTimeoutMs?: number;
   /** Tries of an operation that failed on a dropped connection (only operations safe to repeat). Default 6. */
   readonly retries?: number;
-  /**
-   * Event batches the runtime may have in flight at once, each for other tasks (see
-   * `Store.appendsInFlight`). Default 2: while one batch waits for its commit, the process
-   * prepares and sends the next. 1 writes one batch at a time.
-   */
-  readonly appendsInFlight?: number;
 }
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -50,7 +44,6 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
  */
 export class PostgresStore implements Store {
   readonly schema: string;
-  readonly appendsInFlight: number;
   readonly #q: Statements;
   readonly #names: string;
   readonly #retries: number;
@@ -83,10 +76,6 @@ export class PostgresStore implements Store {
     this.#q = statements(this.schema);
     this.#names = `ts${createHash('sha1').update(this.schema).digest('hex').slice(0, 8)}`;
     this.#retries = options.retries ?? 6;
-    this.appendsInFlight = options.appendsInFlight ?? 2;
-    if (!Number.isSafeInteger(this.appendsInFlight) || this.appendsInFlight < 1) {
-      throw new TypeError(`postgresStore: appendsInFlight must be a whole number >= 1, got ${String(options.appendsInFlight)}`);
-    }
     this.#ownsPool = options.pool === undefined;
     const pool = options.pool !== undefined
       ? Promise.resolve(options.pool)
