@@ -21,6 +21,8 @@ export interface CommandsDeps {
 export class Commands {
   readonly #d: CommandsDeps;
   #stopped = false;
+  /** A `wake` is due to go out at the end of this tick. */
+  #waking = false;
 
   constructor(deps: CommandsDeps) {
     this.#d = deps;
@@ -42,6 +44,21 @@ export class Commands {
   cancelLocal(taskId: number, reason: string): void {
     const run = this.#d.active.get(taskId);
     if (run !== undefined) run.abort('cancel', reason, this.#d.graceFor(run));
+  }
+
+  /**
+   * Tells every scheduler that work is runnable now: one `wake` per tick, however many creates
+   * asked in it (a tick's creates commit together and resolve together). Sent at `setImmediate`,
+   * when this process's own claim pass for them starts: every process, this one too, receives
+   * one message instead of one per task. A wake that is lost is still covered by the sweep.
+   */
+  wake(): void {
+    if (this.#waking) return;
+    this.#waking = true;
+    setImmediate(() => {
+      this.#waking = false;
+      this.announce({ kind: 'wake' });
+    });
   }
 
   announce(command: Command): void {

@@ -262,7 +262,8 @@ export class Taskstream implements AsyncDisposable {
 
   /** Work becomes runnable in `inMs` (0: now): tell every scheduler, this one without waiting for the bus. */
   #wake(inMs: number): void {
-    this.#commands.announce(inMs > 0 ? { kind: 'wake', inMs } : { kind: 'wake' });
+    if (inMs > 0) this.#commands.announce({ kind: 'wake', inMs });
+    else this.#commands.wake();
     this.#scheduler.wakeIn(inMs);
   }
 

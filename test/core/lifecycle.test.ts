@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
-import { defineTask, localBus, TaskNotFoundError, TaskStateError, type TaskStatus } from '../../src/index.js';
+import { type Bus, type Command, defineTask, localBus, TaskNotFoundError, TaskStateError, type TaskStatus } from '../../src/index.js';
+import { busFor } from '../support/backends.js';
 import { assertLog, deferred, finished, nextEvent, open, describeBackends, within } from './helpers.js';
 
 await describeBackends('core', 'lifecycle', (tmp) => {
@@ -313,6 +314,94 @@ await describeBackends('core', 'lifecycle', (tmp) => {
       }
       assert.equal((ranOn.get('a') ?? 0) + (ranOn.get('b') ?? 0), total);
       assert.ok((ranOn.get('a') ?? 0) > 0 && (ranOn.get('b') ?? 0) > 0, `both runtimes should have run tasks: ${JSON.stringify([...ranOn])}`);
+    });
+
+    /** `bus`, counting the `wake` commands published through it. */
+    function countingWakes(bus: Bus): { bus: Bus; wakes: Command[]; woke: Promise<void> } {
+      const wakes: Command[] = [];
+      const woke = deferred();
+      const counted = new Proxy(bus, {
+        get(target, key) {
+          if (key === 'publishCommand') {
+            return (command: Command) => {
+              if (command.kind === 'wake') {
+                wakes.push(command);
+                woke.resolve();
+              }
+              target.publishCommand(command);
+            };
+          }
+          const value: unknown = Reflect.get(target, key, target);
+          return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+        },
+      });
+      return { bus: counted, wakes, woke: woke.promise };
+    }
+
+    /** Two runtimes on one database: `a` runs one task at a time, `b` has room for `total`; neither sweeps in the test's time. */
+    async function pair(total: number, dropWakes: boolean, sweepMs = 60_000) {
+      const file = tmp.db();
+      const shared = localBus();
+      const allStarted = deferred();
+      let started = 0;
+      const ranOn = { a: 0, b: 0 };
+      // Every run waits until all have started: `a` holds one, so `b` must have claimed the rest.
+      const Held = defineTask({ app: 'core', type: 'Held', input: z.object({}), run: async () => { await allStarted.promise; return 'ok'; } });
+      const counted = countingWakes(busFor(file) ?? shared);
+      const aBus: Bus = dropWakes ? new Proxy(counted.bus, {
+        get(target, key) {
+          if (key === 'publishCommand') return (command: Command) => { if (command.kind !== 'wake') target.publishCommand(command); };
+          const value: unknown = Reflect.get(target, key, target);
+          return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+        },
+      }) : counted.bus;
+      const a = await open(file, { tasks: [Held], concurrency: 1, owner: 'a', bus: aBus });
+      const b = await open(file, { tasks: [Held], concurrency: total, owner: 'b', bus: busFor(file) ?? shared, sweepIntervalMs: sweepMs });
+      const done = deferred();
+      let finishedCount = 0;
+      for (const [name, rt] of [['a', a], ['b', b]] as const) {
+        rt.on('task:started', () => {
+          ranOn[name] += 1;
+          if (++started === total) allStarted.resolve();
+        });
+        rt.on('task:finished', () => {
+          if (++finishedCount === total) done.resolve();
+        });
+      }
+      return { a, b, Held, wakes: counted.wakes, woke: counted.woke, ranOn, allStarted, done };
+    }
+
+    void test('the creates of one tick send one wake between them, and the other runtime claims the rest', async () => {
+      const total = 20;
+      const { a, b, Held, wakes, woke, ranOn, allStarted, done } = await pair(total, false);
+      try {
+        // One tick's creates (one group commit on PostgreSQL).
+        const tasks = await Promise.all(Array.from({ length: total }, () => a.create(Held, {})));
+        await within(10_000, allStarted.promise, `all ${total} tasks to start (b has no sweep in this time)`);
+        await within(10_000, done.promise, `all ${total} tasks to finish`);
+        await within(5000, woke, 'the wake to be published');
+        assert.equal(wakes.length, 1, `one wake for the tick's ${total} creates, got ${wakes.length}`);
+        assert.equal(ranOn.a + ranOn.b, total);
+        assert.ok(ranOn.b >= total - 1, `b ran ${ranOn.b} (a runs one at a time)`);
+        for (const t of tasks) assert.equal((await a.get(t.id))?.status, 'completed');
+      } finally {
+        await b.close();
+        await a.close();
+      }
+    });
+
+    void test('a lost wake is covered by the other runtime\'s sweep', async () => {
+      const total = 5;
+      const { a, b, Held, ranOn, allStarted, done } = await pair(total, true, 20);
+      try {
+        await Promise.all(Array.from({ length: total }, () => a.create(Held, {})));
+        await within(10_000, allStarted.promise, `all ${total} tasks to start (b claims on its sweep)`);
+        await within(10_000, done.promise, `all ${total} tasks to finish`);
+        assert.ok(ranOn.b >= total - 1, `b ran ${ranOn.b}`);
+      } finally {
+        await b.close();
+        await a.close();
+      }
     });
   });
 });
