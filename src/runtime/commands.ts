@@ -55,10 +55,13 @@ export class Commands {
   wake(): void {
     if (this.#waking) return;
     this.#waking = true;
-    setImmediate(() => {
-      this.#waking = false;
-      this.announce({ kind: 'wake' });
-    });
+    setImmediate(() => this.#sendWake());
+  }
+
+  #sendWake(): void {
+    if (!this.#waking) return; // sent already, by stop()
+    this.#waking = false;
+    this.announce({ kind: 'wake' });
   }
 
   announce(command: Command): void {
@@ -78,7 +81,9 @@ export class Commands {
     }
   }
 
+  /** Stops handling commands; a wake still due goes out now, before the bus closes. */
   stop(): void {
+    this.#sendWake();
     this.#stopped = true;
   }
 }

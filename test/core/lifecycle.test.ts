@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { type Bus, type Command, defineTask, localBus, TaskNotFoundError, TaskStateError, type TaskStatus } from '../../src/index.js';
 import { busFor } from '../support/backends.js';
-import { assertLog, deferred, finished, nextEvent, open, describeBackends, within } from './helpers.js';
+import { assertLog, capturingLogger, deferred, finished, nextEvent, open, describeBackends, within } from './helpers.js';
 
 await describeBackends('core', 'lifecycle', (tmp) => {
 
@@ -388,6 +388,38 @@ await describeBackends('core', 'lifecycle', (tmp) => {
         await b.close();
         await a.close();
       }
+    });
+
+    void test('a wake still due when the runtime closes is sent before its bus closes', async () => {
+      const file = tmp.db();
+      const calls: string[] = [];
+      const inner = busFor(file) ?? localBus();
+      // The bus as it is, recording wakes published and its close.
+      const bus = new Proxy(inner, {
+        get(target, key) {
+          if (key === 'publishCommand') {
+            return (command: Command) => {
+              if (command.kind === 'wake') calls.push('wake');
+              target.publishCommand(command);
+            };
+          }
+          if (key === 'close') {
+            return async () => {
+              calls.push('close');
+              await target.close();
+            };
+          }
+          const value: unknown = Reflect.get(target, key, target);
+          return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+        },
+      });
+      const Noop = defineTask({ app: 'core', type: 'Noop', input: z.object({}), run: () => 'ok' });
+      const logger = capturingLogger();
+      const rt = await open(file, { tasks: [Noop], bus, logger });
+      await rt.create(Noop, {});
+      await within(10_000, rt.close(), 'close()');
+      assert.deepEqual(calls, ['wake', 'close'], 'the create\'s wake, then the bus closed');
+      assert.deepEqual(logger.entries.filter((e) => e.level === 'error'), [], 'no command published on a closed bus');
     });
 
     void test('a lost wake is covered by the other runtime\'s sweep', async () => {
