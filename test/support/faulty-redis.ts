@@ -20,6 +20,8 @@ export interface Faults {
   refuseScripts: boolean;
   /** EVAL commands sent, refused ones included. */
   evals: number;
+  /** Resolves at the publisher connection's next `ready` (a reconnect once it was dropped). */
+  nextPublisherReady(): Promise<void>;
 }
 
 type Listener = (message: string, channel: string) => void;
@@ -27,7 +29,11 @@ type Client = ReturnType<typeof createClient>;
 
 export function faultyClient(url: string, name: string): { client: RedisClientSlice; faults: Faults } {
   let current = { deaf: false };
-  const faults: Faults = { subscribeDelayMs: 0, dropEvents: 0, subscribers: 0, deafen: () => void (current.deaf = true), refuseScripts: false, evals: 0 };
+  const real: Client = createClient({ url, name, disableOfflineQueue: true });
+  const faults: Faults = {
+    subscribeDelayMs: 0, dropEvents: 0, subscribers: 0, deafen: () => void (current.deaf = true), refuseScripts: false, evals: 0,
+    nextPublisherReady: () => new Promise<void>((resolve) => real.once('ready', () => resolve())),
+  };
   const wrap = (real: Client): RedisClientSlice => {
     const state = { deaf: false };
     // node-redis keeps a channel's listeners in a Set: the same listener must map to the same wrapper.
@@ -73,6 +79,5 @@ export function faultyClient(url: string, name: string): { client: RedisClientSl
     };
     return slice;
   };
-  const real: Client = createClient({ url, name, disableOfflineQueue: true });
   return { client: wrap(real), faults };
 }
