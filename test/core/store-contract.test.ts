@@ -341,22 +341,31 @@ await describeBackends('store contract', 'contract', (tmp) => {
 
   void test('an append racing a takeover of one of its runs: that run is refused, the rest of the batch is stored (PostgreSQL)', async (t) => onPostgres(t, 'only PostgreSQL: the others write one transaction at a time', async ({ url, schema }) => {
     // The fence reads the task row in the append's snapshot; a takeover that commits while the
-    // append waits is caught by the primary key instead (the takeover's event holds the seq the
+    // append runs is caught by the primary key instead (the takeover's event holds the seq the
     // late batch starts at). Here a transaction of the test's own does what recovery does (new
-    // epoch, its event at the next seq) and commits while the append waits for it.
-    const store: Store = postgresStore({ connectionString: url, schema });
+    // epoch, its event at the next seq) and commits once the append has reached that event's row.
+    // The store has one connection, holding an advisory lock; a trigger on the events table
+    // releases it as the append inserts that row, which is what the taker waits for.
+    const pool = new pg.Pool({ connectionString: url, max: 1 });
+    const store: Store = postgresStore({ pool, schema });
     const taker = new pg.Client({ connectionString: url });
     await taker.connect();
+    const reached = 7_031_742;
     try {
       await store.migrate();
       const [lost, kept] = [await running(store, 1), await running(store, 1)];
+      await taker.query(`CREATE FUNCTION "${schema}".reached() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+        IF NEW.task_id = ${lost.id} AND NEW.seq = 2 AND NEW.type = 'progress' THEN PERFORM pg_advisory_unlock(${reached}); END IF;
+        RETURN NEW; END $$`);
+      await taker.query(`CREATE TRIGGER reached BEFORE INSERT ON "${schema}".events FOR EACH ROW EXECUTE FUNCTION "${schema}".reached()`);
+      await pool.query('SELECT pg_advisory_lock($1)', [reached]);
       await taker.query('BEGIN');
       await taker.query(`UPDATE "${schema}".tasks SET lease_epoch = lease_epoch + 1, status = 'pending', last_seq = 2 WHERE id = $1`, [lost.id]);
       await taker.query(`INSERT INTO "${schema}".events (task_id, seq, type, data, at) VALUES ($1, 2, 'interrupted', '{}', 0)`, [lost.id]);
       const append = store.appendEvents([lost, kept].flatMap((r) => [2, 3].map((seq) => ({
         taskId: r.id, epoch: r.epoch, seq, type: 'progress', json: `{"seq":${seq}}`, at: Date.now() }))));
       append.catch(() => {});
-      await within(10_000, waitingOnLocks(taker, 1), 'the append to wait for the takeover');
+      await within(10_000, taker.query('SELECT pg_advisory_lock($1)', [reached]), 'the append to reach the takeover\'s row');
       await taker.query('COMMIT');
       assert.deepEqual(await within(10_000, append, 'the append'), [lost.id]);
       const types = async (id: number) => (await store.readEvents(id, 0, { limit: 10 }))?.events.map((e) => `${e.seq}:${e.type}`);
@@ -366,6 +375,7 @@ await describeBackends('store contract', 'contract', (tmp) => {
     } finally {
       await taker.end();
       await store.close();
+      await pool.end();
     }
   }));
 
@@ -475,14 +485,3 @@ await describeBackends('store contract', 'contract', (tmp) => {
     }
   });
 });
-
-/** Resolves once `n` other connections of this database wait for a lock; polls up to `tries` times (20 ms apart), then rejects. */
-async function waitingOnLocks(client: pg.Client, n: number, tries = 500): Promise<void> {
-  for (let i = 0; i < tries; i++) {
-    const r = await client.query<{ n: number }>(
-      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()");
-    if ((r.rows[0]?.n ?? 0) >= n) return;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  throw new Error(`fewer than ${n} connections waiting for a lock`);
-}
