@@ -8,6 +8,7 @@ import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { createTaskstream, defineTask, LeaseLostError, type Store } from '../../src/index.js';
+import { intercept } from '../support/intercept.js';
 import { assertLog, deferred, finished, open, describeBackends, within } from './helpers.js';
 
 await describeBackends('core', 'lease', (tmp) => {
@@ -16,14 +17,10 @@ await describeBackends('core', 'lease', (tmp) => {
   async function freezableStore(file: string): Promise<{ store: Store; freeze(): void }> {
     const inner = await tmp.store(file);
     let frozen = false;
-    const store = new Proxy(inner, {
-      get(target, key) {
-        // Frozen: it neither renews its leases nor claims new work, as a stalled process would.
-        if (key === 'renewLeases' && frozen) return async () => ({ lost: [], cancelRequested: [], signals: [] });
-        if (key === 'claimTasks' && frozen) return async () => [];
-        const value: unknown = Reflect.get(target, key, target);
-        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
-      },
+    // Frozen: it neither renews its leases nor claims new work, as a stalled process would.
+    const store = intercept(inner, {
+      renewLeases: async (...args: Parameters<Store['renewLeases']>) => (frozen ? { lost: [], cancelRequested: [], signals: [] } : inner.renewLeases(...args)),
+      claimTasks: async (...args: Parameters<Store['claimTasks']>) => (frozen ? [] : inner.claimTasks(...args)),
     });
     return { store, freeze: () => (frozen = true) };
   }

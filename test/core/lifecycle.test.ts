@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { type Bus, type Command, defineTask, localBus, TaskNotFoundError, TaskStateError, type TaskStatus } from '../../src/index.js';
 import { busFor } from '../support/backends.js';
+import { intercept } from '../support/intercept.js';
 import { assertLog, capturingLogger, deferred, finished, nextEvent, open, describeBackends, within } from './helpers.js';
 
 await describeBackends('core', 'lifecycle', (tmp) => {
@@ -320,19 +321,13 @@ await describeBackends('core', 'lifecycle', (tmp) => {
     function countingWakes(bus: Bus): { bus: Bus; wakes: Command[]; woke: Promise<void> } {
       const wakes: Command[] = [];
       const woke = deferred();
-      const counted = new Proxy(bus, {
-        get(target, key) {
-          if (key === 'publishCommand') {
-            return (command: Command) => {
-              if (command.kind === 'wake') {
-                wakes.push(command);
-                woke.resolve();
-              }
-              target.publishCommand(command);
-            };
+      const counted = intercept(bus, {
+        publishCommand(command: Command) {
+          if (command.kind === 'wake') {
+            wakes.push(command);
+            woke.resolve();
           }
-          const value: unknown = Reflect.get(target, key, target);
-          return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+          bus.publishCommand(command);
         },
       });
       return { bus: counted, wakes, woke: woke.promise };
@@ -348,12 +343,8 @@ await describeBackends('core', 'lifecycle', (tmp) => {
       // Every run waits until all have started: `a` holds one, so `b` must have claimed the rest.
       const Held = defineTask({ app: 'core', type: 'Held', input: z.object({}), run: async () => { await allStarted.promise; return 'ok'; } });
       const counted = countingWakes(busFor(file) ?? shared);
-      const aBus: Bus = dropWakes ? new Proxy(counted.bus, {
-        get(target, key) {
-          if (key === 'publishCommand') return (command: Command) => { if (command.kind !== 'wake') target.publishCommand(command); };
-          const value: unknown = Reflect.get(target, key, target);
-          return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
-        },
+      const aBus: Bus = dropWakes ? intercept(counted.bus, {
+        publishCommand(command: Command) { if (command.kind !== 'wake') counted.bus.publishCommand(command); },
       }) : counted.bus;
       const a = await open(file, { tasks: [Held], concurrency: 1, owner: 'a', bus: aBus });
       const b = await open(file, { tasks: [Held], concurrency: total, owner: 'b', bus: busFor(file) ?? shared, sweepIntervalMs: sweepMs });
@@ -395,22 +386,14 @@ await describeBackends('core', 'lifecycle', (tmp) => {
       const calls: string[] = [];
       const inner = busFor(file) ?? localBus();
       // The bus as it is, recording wakes published and its close.
-      const bus = new Proxy(inner, {
-        get(target, key) {
-          if (key === 'publishCommand') {
-            return (command: Command) => {
-              if (command.kind === 'wake') calls.push('wake');
-              target.publishCommand(command);
-            };
-          }
-          if (key === 'close') {
-            return async () => {
-              calls.push('close');
-              await target.close();
-            };
-          }
-          const value: unknown = Reflect.get(target, key, target);
-          return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      const bus = intercept(inner, {
+        publishCommand(command: Command) {
+          if (command.kind === 'wake') calls.push('wake');
+          inner.publishCommand(command);
+        },
+        async close() {
+          calls.push('close');
+          await inner.close();
         },
       });
       const Noop = defineTask({ app: 'core', type: 'Noop', input: z.object({}), run: () => 'ok' });

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { z } from 'zod';
 import { defineTask, type RetentionPolicy, type Store, type TaskEvent } from '../../src/index.js';
+import { intercept } from '../support/intercept.js';
 import { collect, deferred, finished, open, storeFor, tempDb, within } from './helpers.js';
 
 const tmp = tempDb('retention');
@@ -83,18 +84,12 @@ void describe('retention', () => {
     const inner = await storeFor(handle);
     // The store as it is, telling when each background trim has been done.
     let trimmed = deferred();
-    const store = new Proxy(inner, {
-      get(target, key) {
-        if (key === 'trimEvents') {
-          return async (...args: Parameters<Store['trimEvents']>) => {
-            const result = await target.trimEvents(...args);
-            trimmed.resolve();
-            trimmed = deferred();
-            return result;
-          };
-        }
-        const value: unknown = Reflect.get(target, key, target);
-        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    const store = intercept(inner, {
+      async trimEvents(...args: Parameters<Store['trimEvents']>) {
+        const result = await inner.trimEvents(...args);
+        trimmed.resolve();
+        trimmed = deferred();
+        return result;
       },
     });
     await using rt = await open(handle, { tasks: [Running], retainEvents: 100, store });

@@ -9,6 +9,7 @@ import { z } from 'zod';
 import {
   defineTask, NonRetryableError, TaskAbortedError, TaskNotFoundError, createTaskstream, type Store,
 } from '../../src/index.js';
+import { intercept } from '../support/intercept.js';
 import { assertLog, collect, deferred, finished, nextEvent, open, describeBackends, untilAborted, within } from './helpers.js';
 
 await describeBackends('core', 'trs', (tmp) => {
@@ -175,26 +176,18 @@ await describeBackends('core', 'trs', (tmp) => {
     const inner = await tmp.store(file);
     let takes = 0;
     let renewed = deferred();
-    const store = new Proxy(inner, {
-      get(target, key) {
-        if (key === 'takeSignal') {
-          return (taskId: number, name: string) => {
-            takes++;
-            return target.takeSignal(taskId, name);
-          };
+    const store = intercept(inner, {
+      takeSignal(taskId: number, name: string) {
+        takes++;
+        return inner.takeSignal(taskId, name);
+      },
+      async renewLeases(...args: Parameters<Store['renewLeases']>) {
+        const answer = await inner.renewLeases(...args);
+        if (args[1].length > 0) {
+          renewed.resolve();
+          renewed = deferred();
         }
-        if (key === 'renewLeases') {
-          return async (...args: Parameters<Store['renewLeases']>) => {
-            const answer = await target.renewLeases(...args);
-            if (args[1].length > 0) {
-              renewed.resolve();
-              renewed = deferred();
-            }
-            return { ...answer, signals: [] };
-          };
-        }
-        const value: unknown = Reflect.get(target, key, target);
-        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+        return { ...answer, signals: [] };
       },
     });
     return { store, takes: () => takes, renewal: () => renewed.promise };
