@@ -9,7 +9,7 @@
  *    another, beside BullMQ's `job.updateProgress` in a worker process → QueueEvents.
  *
  *   node --import tsx bench/cluster.ts [--quick] [--tasks 10000] [--events 10] [--json]
- *     [--lines bull1,pg1,sqlite1,bull2,pg2,sqlite2,latency] [--cpu-prof DIR]
+ *     [--lines bull1,pg1lib,pg1,sqlite1lib,sqlite1,bull2,pg2lib,pg2,sqlite2lib,sqlite2,latency] [--cpu-prof DIR]
  *
  * See bench/README.md (section "cluster") for what each line does and the figures.
  */
@@ -28,6 +28,7 @@ import { join } from 'node:path';
 import { createTaskstream, sqliteStore } from '../src/index.js';
 import { postgresStore } from '../src/store/postgres/index.js';
 import { redisBus } from '../src/bus/redis/index.js';
+import { Burst } from './cluster-tasks.js';
 
 const { values: flags } = parseArgs({
   options: {
@@ -36,7 +37,7 @@ const { values: flags } = parseArgs({
     events: { type: 'string', default: '10' },
     concurrency: { type: 'string', default: '100' },
     samples: { type: 'string' },
-    lines: { type: 'string', default: 'bull1,pg1,sqlite1,bull2,pg2,sqlite2,latency' },
+    lines: { type: 'string', default: 'bull1,pg1lib,pg1,sqlite1lib,sqlite1,bull2,pg2lib,pg2,sqlite2lib,sqlite2,latency' },
     'cpu-prof': { type: 'string' },
     pg: { type: 'string', default: process.env.TASKSTREAM_BENCH_PG ?? 'postgres://postgres@127.0.0.1:5432/postgres' },
     redis: { type: 'string', default: process.env.TASKSTREAM_BENCH_REDIS ?? 'redis://127.0.0.1:6379' },
@@ -161,7 +162,7 @@ async function pool(count: number, fn: (i: number) => Promise<void>, slots = IN_
   }));
 }
 
-interface Line { name: string; jobsPerSec: number; eventsPerSec: number; seconds: number; cpu: Cpu }
+interface Line { name: string; processes: number; jobsPerSec: number; eventsPerSec: number; seconds: number; cpu: Cpu }
 
 /** CPU seconds (user + system) spent during a line, by who spent them. */
 interface Cpu { workers: number; producer: number; postgres: number; redis: number }
@@ -205,24 +206,29 @@ function cpuMeter(workers: () => readonly ChildProcess[]): () => Cpu {
 }
 
 /**
- * taskstream: `processes` serve processes; tasks created over HTTP (round robin); a watcher
- * runtime in this process (same database and Redis prefix, no task types: it runs nothing)
- * subscribes to every task right after its create and reads it to its terminal event.
+ * taskstream: `processes` serve processes; a watcher runtime in this process (same database and
+ * Redis prefix; it runs nothing) subscribes to every task right after its create and reads it to
+ * its terminal event. `create`: 'http' posts each task to a serve process (round robin); 'library'
+ * creates it with the watcher runtime (`concurrency: 0`, so it runs none), as BullMQ's producer
+ * adds its jobs with `Queue.add`.
  */
-async function taskstreamThroughput(processes: number, on: 'postgres' | 'sqlite'): Promise<Line> {
+async function taskstreamThroughput(processes: number, on: 'postgres' | 'sqlite', create: 'http' | 'library'): Promise<Line> {
   const database = on === 'postgres' ? withDatabase : withSqliteFile;
   return database(async (db) => {
     const prefix = `ts-bus-bench-${randomBytes(4).toString('hex')}`;
     const servers: Array<{ proc: ChildProcess; url: string }> = [];
     for (let i = 0; i < processes; i++) servers.push(await serveProcess(db, prefix));
     const store = on === 'postgres' ? postgresStore({ connectionString: db, max: 20 }) : sqliteStore(db);
-    const watcher = await createTaskstream({ store, bus: redisBus({ url: flags.redis, prefix }), tasks: [] });
+    const bus = redisBus({ url: flags.redis, prefix });
+    const watcher = await createTaskstream(create === 'library' ? { store, bus, tasks: [Burst], concurrency: 0 } : { store, bus, tasks: [] });
     try {
       let events = 0;
       const cpu = cpuMeter(() => servers.map((s) => s.proc));
       const t0 = performance.now();
       await pool(TASKS, async (i) => {
-        const { id } = (await postJson(`${servers[i % processes]!.url}/tasks/bench/Burst`, { events: EVENTS })) as { id: number };
+        const { id } = create === 'library'
+          ? await watcher.create(Burst, { events: EVENTS })
+          : (await postJson(`${servers[i % processes]!.url}/tasks/bench/Burst`, { events: EVENTS })) as { id: number };
         let n = 0;
         for await (const e of await watcher.subscribe(id)) {
           n++;
@@ -233,7 +239,8 @@ async function taskstreamThroughput(processes: number, on: 'postgres' | 'sqlite'
       }, WATCHED);
       const seconds = (performance.now() - t0) / 1000;
       const spent = cpu();
-      return { cpu: spent, name: `taskstream, ${processes} serve process${processes > 1 ? 'es' : ''} (${on === 'postgres' ? 'PostgreSQL' : 'one SQLite file'} + Redis)`, jobsPerSec: TASKS / seconds, eventsPerSec: events / seconds, seconds };
+      const name = `taskstream, ${processes} serve process${processes > 1 ? 'es' : ''} (${on === 'postgres' ? 'PostgreSQL' : 'one SQLite file'} + Redis), created ${create === 'library' ? 'with the library' : 'over HTTP'}`;
+      return { cpu: spent, name, processes, jobsPerSec: TASKS / seconds, eventsPerSec: events / seconds, seconds };
     } finally {
       await watcher.close();
       for (const s of servers) await stop(s.proc);
@@ -267,7 +274,7 @@ async function bullmqThroughput(workers: number): Promise<Line> {
     await pool(TASKS, async (i) => void (await queue.add('job', { i }, { removeOnComplete: true })));
     await done;
     const seconds = (performance.now() - t0) / 1000;
-    return { cpu: cpu(), name: `BullMQ 6, ${workers} worker process${workers > 1 ? 'es' : ''} + QueueEvents`, jobsPerSec: TASKS / seconds, eventsPerSec: (progress + completed) / seconds, seconds };
+    return { cpu: cpu(), name: `BullMQ 6, ${workers} worker process${workers > 1 ? 'es' : ''} + QueueEvents`, processes: workers, jobsPerSec: TASKS / seconds, eventsPerSec: (progress + completed) / seconds, seconds };
   } finally {
     for (const p of procs) await stop(p);
     await events.close();
@@ -347,8 +354,11 @@ async function bullmqLatency(): Promise<{ p50: number; p99: number; max: number 
 }
 
 const LINES: Record<string, () => Promise<Line>> = {
-  bull1: () => bullmqThroughput(1), pg1: () => taskstreamThroughput(1, 'postgres'), sqlite1: () => taskstreamThroughput(1, 'sqlite'),
-  bull2: () => bullmqThroughput(2), pg2: () => taskstreamThroughput(2, 'postgres'), sqlite2: () => taskstreamThroughput(2, 'sqlite'),
+  bull1: () => bullmqThroughput(1), bull2: () => bullmqThroughput(2),
+  pg1lib: () => taskstreamThroughput(1, 'postgres', 'library'), pg1: () => taskstreamThroughput(1, 'postgres', 'http'),
+  sqlite1lib: () => taskstreamThroughput(1, 'sqlite', 'library'), sqlite1: () => taskstreamThroughput(1, 'sqlite', 'http'),
+  pg2lib: () => taskstreamThroughput(2, 'postgres', 'library'), pg2: () => taskstreamThroughput(2, 'postgres', 'http'),
+  sqlite2lib: () => taskstreamThroughput(2, 'sqlite', 'library'), sqlite2: () => taskstreamThroughput(2, 'sqlite', 'http'),
 };
 
 async function main(): Promise<void> {
@@ -370,8 +380,8 @@ async function main(): Promise<void> {
     return;
   }
   const perTask = (cpu: number): string => (cpu * 1000 / TASKS).toFixed(2);
-  const row = (key: string, l: Line): string => {
-    const ref = lines.get(`bull${key.slice(-1)}`);
+  const row = (l: Line): string => {
+    const ref = lines.get(`bull${l.processes}`);
     const c = l.cpu;
     return `| ${l.name} | ${l.jobsPerSec.toFixed(0)} | ${l.eventsPerSec.toFixed(0)} | ${ref === undefined ? '' : (l.jobsPerSec / ref.jobsPerSec).toFixed(2)} ` +
       `| ${perTask(c.workers)} | ${perTask(c.producer)} | ${perTask(c.postgres)} | ${perTask(c.redis)} | ${perTask(c.workers + c.producer + c.postgres + c.redis)} |`;
@@ -381,7 +391,7 @@ async function main(): Promise<void> {
     '',
     '| | jobs/s | events/s delivered | ratio to BullMQ (same process count) | CPU ms/task: servers or workers | producer + watcher | PostgreSQL | Redis | all |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
-    ...[...lines].map(([key, l]) => row(key, l)),
+    ...[...lines.values()].map(row),
     '',
   ];
   if (latency !== undefined) {

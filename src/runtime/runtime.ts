@@ -26,7 +26,11 @@ export interface TaskstreamOptions {
   /** Defaults to an in-process bus (one process). */
   readonly bus?: Bus;
   readonly tasks: readonly AnyTaskDefinition[];
-  /** Runs at once in this runtime; the rest wait as pending. Default 10. */
+  /**
+   * Runs at once in this runtime; the rest wait as pending. Default 10. 0: this runtime runs
+   * nothing (it creates, watches, cancels and signals tasks that other processes on the same store
+   * run), like a web tier in front of workers.
+   */
   readonly concurrency?: number;
   /** A run's lease; renewed every third of it. A dead process's runs are taken over after it. Default 10 s. */
   readonly leaseMs?: number;
@@ -113,9 +117,10 @@ export class Taskstream implements AsyncDisposable {
       const value = options[key];
       if (value === undefined) continue;
       if (key === 'leaseMs' || key === 'sweepIntervalMs' || key === 'graceMs' || key === 'positionCheckMs') checkDelay(`createTaskstream: ${key}`, value);
-      else checkPositive(`createTaskstream: ${key}`, value);
-      if ((key === 'concurrency' || key === 'subscriberBuffer') && !Number.isInteger(value)) {
-        throw new TypeError(`createTaskstream: ${key} must be a whole number, got ${value}`);
+      else {
+        // Counts (concurrency, subscriberBuffer, maxEventBytes); concurrency 0 runs nothing.
+        const min = key === 'concurrency' ? 0 : 1;
+        if (!Number.isInteger(value) || value < min) throw new TypeError(`createTaskstream: ${key} must be a whole number >= ${min}, got ${value}`);
       }
       this.#opts[key] = value;
     }
@@ -160,7 +165,8 @@ export class Taskstream implements AsyncDisposable {
       graceFor: (run) => this.#defs.get(`${run.task.app}/${run.task.type}`)?.graceMs ?? this.#opts.graceMs,
     });
     this.#scheduler = new Scheduler({
-      store: this.store, owner: this.owner, kinds: [...this.#defs.keys()], leaseMs: this.#opts.leaseMs, logger: this.logger,
+      // A runtime that runs nothing (concurrency 0) never looks for work.
+      store: this.store, owner: this.owner, kinds: this.#opts.concurrency === 0 ? [] : [...this.#defs.keys()], leaseMs: this.#opts.leaseMs, logger: this.logger,
       free: () => this.#opts.concurrency - this.#active.size,
       start: (claim) => this.#startRun(new ActiveRun(claim.task, claim.epoch)),
     });

@@ -1,7 +1,7 @@
 /**
  * Two `serve` processes on one SQLite file (a rolling restart): each has its own in-process bus,
  * so neither hears the other's events; the position check makes a stream opened on either one
- * deliver every event and end.
+ * deliver every event and end. With `--concurrency 0` one of them is a front end that runs nothing.
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -36,6 +36,30 @@ describe('two serve processes on one SQLite file', { timeout: 120_000 }, () => {
       a.kill();
       b.kill();
       await Promise.all([a.exit(), b.exit()]);
+    }
+  });
+
+  test('serve --concurrency 0 runs nothing: a task created on it runs on the other process, and its stream there ends', async () => {
+    using dir = tempDir();
+    const db = join(dir.path, 'shared.db');
+    const front = await startServer(db, ['--concurrency', '0']);
+    const worker = await startServer(db);
+    try {
+      const res = await fetch(`${front.url}/tasks/examples/ExampleTask`, {
+        method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ message: 'front', steps: 3, delay_ms: 10 }),
+      });
+      assert.equal(res.status, 201);
+      const task = (await res.json()) as { stream_url: string };
+      const onFront = await within(60_000, frames(front.url + task.stream_url), 'the stream on the front to end');
+      assert.deepEqual(onFront.at(-1), [5, 'complete']);
+      const finished = async (url: string): Promise<string> => /^taskstream_tasks_finished_total\{[^}]*status="completed"[^}]*\} (\d+)$/m.exec(await (await fetch(`${url}/metrics`)).text())?.[1] ?? '0';
+      assert.equal(await finished(worker.url), '1', 'the worker ran it');
+      assert.equal(await finished(front.url), '0', 'the front ran nothing');
+    } finally {
+      front.kill();
+      worker.kill();
+      await Promise.all([front.exit(), worker.exit()]);
     }
   });
 });

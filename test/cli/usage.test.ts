@@ -28,6 +28,8 @@ const cases: Array<{ args: string[]; mentions: RegExp }> = [
   { args: ['cleanup'], mentions: /required option '--older-than/ },
   { args: ['serve', '--port', '0', '--redis-prefix', 'p'], mentions: /--redis-prefix needs --redis/ },
   { args: ['migrate', 'extra'], mentions: /too many arguments/ },
+  { args: ['serve', '--concurrency', '-1'], mentions: /--concurrency.*'-1'.*whole number >= 0/ },
+  { args: ['serve', '--concurrency', '1.5'], mentions: /--concurrency.*'1.5'.*whole number >= 0/ },
 ];
 
 for (const { args, mentions } of cases) {

@@ -8,7 +8,7 @@ import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { type Bus, type Command, defineTask, localBus, TaskNotFoundError, TaskStateError, type TaskStatus } from '../../src/index.js';
-import { busFor } from '../support/backends.js';
+import { busFor, storeFor } from '../support/backends.js';
 import { intercept } from '../support/intercept.js';
 import { assertLog, capturingLogger, deferred, finished, nextEvent, open, describeBackends, within } from './helpers.js';
 
@@ -272,6 +272,54 @@ await describeBackends('core', 'lifecycle', (tmp) => {
         assert.deepEqual(seen, ['complete'], 'the watcher still watches');
       }
       assert.deepEqual(lookups, []);
+    });
+
+    void test('a runtime with concurrency 0 creates, watches and signals tasks that another runtime runs, and runs none itself', async () => {
+      const file = tmp.db();
+      const Waits = defineTask({
+        app: 'core',
+        type: 'Waits',
+        input: z.object({ n: z.number() }),
+        async run(ctx, { n }) {
+          await ctx.send('waiting', {});
+          return { n, payload: await ctx.waitForSignal('go') };
+        },
+      });
+      const bus = busFor(file) ?? localBus();
+      const inner = await storeFor(file);
+      const claims: string[] = [];
+      const store = intercept(inner, {
+        claimTasks(o: Parameters<typeof inner.claimTasks>[0]) {
+          claims.push('claimTasks');
+          return inner.claimTasks(o);
+        },
+        nextRunDelay(kinds: readonly string[], now: number) {
+          claims.push('nextRunDelay');
+          return inner.nextRunDelay(kinds, now);
+        },
+      });
+      await using front = await open(file, { tasks: [Waits], concurrency: 0, bus, store, owner: 'front' });
+      await using worker = await open(file, { tasks: [Waits], bus: busFor(file) ?? bus, owner: 'worker' });
+      const ranBy: string[] = [];
+      for (const [name, rt] of [['front', front], ['worker', worker]] as const) rt.on('task:started', () => ranBy.push(name));
+      await assert.rejects(front.create(Waits, { n: 'one' } as never), /n/, 'the front still validates input');
+      const task = await front.create(Waits, { n: 1 });
+      const seen: string[] = [];
+      for await (const e of await front.subscribe(task.id)) {
+        seen.push(e.type);
+        if (e.type === 'waiting') await front.signal(task.id, 'go', { from: 'front' });
+      }
+      assert.deepEqual(seen, ['waiting', 'complete']);
+      assert.deepEqual((await front.get(task.id))?.finalValue, { n: 1, payload: { from: 'front' } });
+      assert.deepEqual(ranBy, ['worker']);
+      assert.deepEqual(front.stats, { running: 0, subscribers: 0 });
+      assert.deepEqual(claims, [], 'the front never looked for work');
+    });
+
+    void test('concurrency must be a whole number >= 0', async () => {
+      for (const concurrency of [-1, 1.5, Number.NaN]) {
+        await assert.rejects(open(tmp.db(), { tasks: [], concurrency }), /concurrency must be a whole number >= 0/);
+      }
     });
 
     void test('two runtimes on one database never run a task twice', async () => {
