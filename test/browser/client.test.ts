@@ -12,15 +12,6 @@ import {
 } from './harness.js';
 import type { ReactControls } from './fixtures/react-app.js';
 
-/** The hub detaches a subscriber as its response closes: checks once per turn of the server's loop, bounded. */
-async function eventually(check: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + WAIT_MS;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${WAIT_MS} ms waiting for ${what}`);
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-}
-
 interface ClientRun {
   events: Array<{ seq: number; type: string; data: Record<string, unknown> }>;
   result: unknown;
@@ -115,10 +106,18 @@ void describe('client library and React hook in Chromium', () => {
     await setRef(`examples/ExampleTask/${third.id}`);
     await page.waitForFunction(() => (document.getElementById('watch')?.dataset.seqs ?? '').split(',').length >= 2, undefined, { timeout: WAIT_MS });
     const thirdStream = await streamOf(third.id);
+    // The handler reports `stream:closed` once the hub has detached the stream's subscriber.
+    let offClosed = (): void => {};
+    const thirdDetached = new Promise<void>((resolve) => {
+      offClosed = runtime.on('stream:closed', ({ taskId }) => {
+        if (taskId === third.id) resolve();
+      });
+    });
     await page.evaluate(() => (window.reactControls as ReactControls).setMounted(false));
     await page.waitForSelector('#unmounted', { timeout: WAIT_MS });
     await within(WAIT_MS, thirdStream.closed, 'the server to see the stream close on unmount');
-    await eventually(() => runtime.stats.subscribers === 0, 'runtime.stats.subscribers to return to 0');
+    await within(WAIT_MS, thirdDetached, 'stream:closed of the unmounted stream').finally(offClosed);
+    assert.equal(runtime.stats.subscribers, 0, 'no subscriber left once the last stream closed');
     assert.equal((await runtime.get(third.id))?.status, 'running', 'unmounting stops watching, not the task');
     assert.deepEqual(errors, []);
     await page.close();
