@@ -41,22 +41,25 @@ export function redact(url: string): string {
   }
 }
 
-/** Opens the store (not yet migrated) and the bus (not yet connected) the flags name. */
-export async function openBackend(flags: BackendFlags, onBusError: (err: unknown) => void): Promise<Backend> {
+/**
+ * Opens the store (not yet migrated) and the bus (not yet connected) the flags name.
+ * `onRedisConnected`: told when the Redis bus loses Redis and when it has it back.
+ */
+export async function openBackend(flags: BackendFlags, onBusError: (err: unknown) => void, onRedisConnected?: (connected: boolean) => void): Promise<Backend> {
   if (flags.redisPrefix !== undefined && flags.redis === undefined) throw new UsageError('--redis-prefix needs --redis');
   if (flags.redis !== undefined && !/^rediss?:\/\//.test(flags.redis)) throw new UsageError(`--redis ${flags.redis}: expected a redis:// or rediss:// URL`);
-  const bus = flags.redis === undefined ? undefined : await openRedisBus(flags.redis, flags.redisPrefix, onBusError);
+  const bus = flags.redis === undefined ? undefined : await openRedisBus(flags.redis, flags.redisPrefix, onBusError, onRedisConnected);
   const via = flags.redis === undefined ? '' : `, bus ${redact(flags.redis)} (prefix ${flags.redisPrefix ?? 'taskstream'})`;
   if (isPostgresUrl(flags.db)) return openPostgres(flags.db, bus, via, onBusError);
   const path = flags.db === ':memory:' ? flags.db : resolve(flags.db);
   return { store: sqliteStore(path), bus, description: `store ${path}${via}` };
 }
 
-async function openRedisBus(url: string, prefix: string | undefined, onError: (err: unknown) => void): Promise<Bus> {
+async function openRedisBus(url: string, prefix: string | undefined, onError: (err: unknown) => void, onConnected: ((connected: boolean) => void) | undefined): Promise<Bus> {
   const { redisBus } = await import('../bus/redis/index.js').catch((err: unknown) => {
     throw new UsageError(`--redis needs the optional dependency "redis" (npm install redis): ${err instanceof Error ? err.message : String(err)}`);
   });
-  return redisBus({ url, prefix, onError });
+  return redisBus({ url, prefix, onError, onConnected });
 }
 
 /**

@@ -49,7 +49,14 @@ export async function serve(options: ServeOptions, io: Io): Promise<number> {
   if (tasks.length === 0) throw new UsageError('no task types to serve: without the examples (--no-examples, or a non-loopback --host without --examples) pass --tasks MODULE');
 
   const logger = serveLogger(options);
-  const backend = await openBackend({ ...options, db: dbPath }, (err) => logger.warn({ err }, 'taskstream: bus error (streams catch up from the store)'));
+  const backend = await openBackend(
+    { ...options, db: dbPath },
+    (err) => logger.warn({ err }, 'taskstream: bus error (streams catch up from the store)'),
+    (connected) => {
+      if (connected) logger.info({ connected }, 'taskstream: bus reconnected to Redis (streams live again)');
+      else logger.warn({ connected }, 'taskstream: bus lost Redis (streams catch up from the store until it is back)');
+    },
+  );
   const runtime = await createTaskstream({ store: backend.store, bus: backend.bus, tasks, logger, concurrency: options.concurrency, leaseMs: options.leaseMs, retainEvents: options.retainEvents });
   io.out(`taskstream: ${backend.description} opened and migrated`);
   io.out(`taskstream: ${tasks.length} task type${tasks.length === 1 ? '' : 's'}: ${tasks.map((t) => `${t.app}/${t.type}`).join(', ')}`);

@@ -34,6 +34,12 @@ export interface RedisBusOptions {
   readonly prefix?: string;
   /** Bus errors (publish failures, lost connections, malformed messages); reported once per outage. */
   readonly onError?: (err: unknown) => void;
+  /**
+   * Told `false` when the bus loses Redis (either connection dropped: `ping` rejects from then on)
+   * and `true` once it has it back (both connections ready, every channel subscribed again): once
+   * per change, never for the first connection or after `close`.
+   */
+  readonly onConnected?: (connected: boolean) => void;
   /** How often the subscriber connection is probed (an echo through Redis). Default 2000 ms. */
   readonly probeIntervalMs?: number;
   /** No echo within this → the subscriber is treated as lost: replaced, then `onResync`. Default 2000 ms. */
@@ -71,6 +77,8 @@ export class RedisBus implements Bus {
   #subHandlers: { ready: () => void; end: () => void; error: (err: Error) => void } | undefined;
   /** Set when the subscriber lost its connection; the next `ready` reconciles channels, then resyncs. */
   #lost = false;
+  /** Set when either connection went down after the first connect; cleared (and told) once both are back. */
+  #down = false;
   #connecting: Promise<void> | undefined;
   #probe: { timer: ReturnType<typeof setInterval>; nonce: string | undefined; sentAt: number; replacing: boolean } | undefined;
   #closed = false;
@@ -118,6 +126,7 @@ export class RedisBus implements Bus {
       this.#ownsPub = true;
     }
     this.#pub.on('error', this.#onPubError);
+    this.#pub.on('ready', this.#onPubReady);
     if (!this.#pub.isOpen) await this.#pub.connect();
     await this.#openSubscriber();
     const interval = this.#options.probeIntervalMs ?? 2000;
@@ -125,16 +134,42 @@ export class RedisBus implements Bus {
     this.#probe.timer.unref();
   }
 
-  readonly #onPubError = (err: unknown): void => this.#errors.fail(err);
+  readonly #onPubError = (err: unknown): void => {
+    if (this.#pub?.isReady === false) this.#setDown();
+    this.#errors.fail(err);
+  };
+
+  readonly #onPubReady = (): void => this.#setUpIfReady();
+
+  #setDown(): void {
+    if (this.#down || this.#closed || this.#probe === undefined) return;
+    this.#down = true;
+    this.#tellConnected(false);
+  }
+
+  /** Back up once the publisher is ready and the subscriber is ready with every channel subscribed. */
+  #setUpIfReady(): void {
+    if (!this.#down || this.#closed || this.#lost || this.#pub?.isReady !== true || this.#sub?.isReady !== true) return;
+    this.#down = false;
+    this.#tellConnected(true);
+  }
+
+  #tellConnected(connected: boolean): void {
+    try { this.#options.onConnected?.(connected); } catch (err) { this.#errors.fail(err); }
+  }
 
   /** Connects a fresh subscriber and subscribes every channel this process needs; then swaps it in. */
   async #openSubscriber(): Promise<void> {
     const sub = this.#pub!.duplicate();
     const handlers = {
       ready: (): void => this.#onSubReady(sub),
-      end: (): void => { this.#lost = true; },
+      end: (): void => {
+        this.#lost = true;
+        this.#setDown();
+      },
       error: (err: Error): void => {
         this.#lost = true;
+        if (sub === this.#sub && !sub.isReady) this.#setDown();
         this.#errors.fail(err);
       },
     };
@@ -173,6 +208,7 @@ export class RedisBus implements Bus {
     void Promise.all(this.#channels().map((channel) => sub.subscribe(channel, this.#onMessage)))
       .then(() => {
         this.#errors.ok();
+        this.#setUpIfReady();
         if (!this.#closed && sub === this.#sub) this.#local.resync();
       }, (err: unknown) => {
         // Lost again mid-way: the next `ready` tries again.
@@ -376,6 +412,7 @@ export class RedisBus implements Bus {
     const pub = this.#pub;
     if (pub !== undefined) {
       pub.off('error', this.#onPubError);
+      pub.off('ready', this.#onPubReady);
       if (this.#ownsPub) {
         pub.on('error', () => {});
         pub.destroy();
