@@ -18,9 +18,9 @@ export interface ClusterBackend {
 
 const prefix = (): string => `ts-bus-${randomBytes(6).toString('hex')}`;
 
-/** A new PostgreSQL database named with this suite's prefix, dropped after the file. */
+/** A new PostgreSQL database named with this suite's prefix (or TASKSTREAM_TEST_PG_PREFIX's), dropped after the file. */
 async function pgDatabase(): Promise<string> {
-  const name = `ts_bus_e2e_${process.pid}_${++databases}`;
+  const name = `${process.env.TASKSTREAM_TEST_PG_PREFIX ?? 'ts_bus_'}e2e_${process.pid}_${++databases}`;
   await pgAdmin(`CREATE DATABASE "${name}"`);
   after(() => pgAdmin(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`));
   return POSTGRES_URL.replace(/\/[^/?]*(\?|$)/, `/${name}$1`);

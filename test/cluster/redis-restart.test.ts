@@ -1,6 +1,7 @@
 /**
- * Redis stopped and started again under a running stream: `/ready` says 503 (`checks.bus` not
- * "ok") while it is gone and 200 once it is back, and the stream, opened on the process that does
+ * Redis stopped and started again under a running stream: each process logs that its bus lost
+ * Redis, and `/ready` then says 503 (`checks.bus` not "ok"); each logs that it has Redis again,
+ * and `/ready` then says 200, and the stream, opened on the process that does
  * not run the task, keeps delivering while Redis is down (from the store) and ends with every event. A private `redis-server` on its own port.
  * The task runs until it is cancelled, after Redis is back: however slow the machine, it is still
  * sending while Redis is down.
@@ -8,13 +9,13 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { tempDir } from '../cli/helpers.js';
-import { eventually, get, post, range, seqs, serveProcess, sse, PrivateRedis } from './support.js';
+import { get, logLine, post, range, seqs, serveProcess, sse, PrivateRedis } from './support.js';
 import { clusterBackends } from './backends.js';
 
 const dir = tempDir();
 process.on('exit', () => dir[Symbol.dispose]());
-// A port of this suite's own range (6420-6439), one per backend.
-let port = 6420 + (process.pid % 10);
+// A port of this suite's own range (6420-6439 unless TASKSTREAM_TEST_REDIS_PORT moves it), one per backend.
+let port = Number(process.env.TASKSTREAM_TEST_REDIS_PORT ?? 6420) + (process.pid % 10);
 
 for (const backend of await clusterBackends(dir.path)) {
   if (backend.name.includes('alone')) continue;
@@ -22,7 +23,8 @@ for (const backend of await clusterBackends(dir.path)) {
     test('/ready goes 503 then 200, and the stream on the other process gets every event', async () => {
       const redis = new PrivateRedis(port++);
       await redis.start();
-      const args = (await backend.args()).map((a) => (a.startsWith('redis://') ? redis.url : a));
+      // At info level: the bus's "reconnected" line is an info line.
+      const args = [...(await backend.args()).map((a) => (a.startsWith('redis://') ? redis.url : a)), '--log-level', 'info'];
       const p1 = await serveProcess(args);
       // Far longer than the test (10,000 × 40 ms): it ends with the cancel below, not on its own.
       const task = (await post(`${p1.url}/tasks/examples/ExampleTask`, { steps: 10_000, delay_ms: 40 })).json as { id: number };
@@ -37,17 +39,19 @@ for (const backend of await clusterBackends(dir.path)) {
 
       await redis.stop();
       for (const p of [p1, p2]) {
-        await eventually(10_000, '/ready to say 503', async () => {
-          const ready = await get(`${p.url}/ready`);
-          return ready.status === 503 && ready.json.checks.bus !== 'ok' && ready.json.checks.store === 'ok';
-        });
+        await logLine(p, /bus lost Redis/, 10_000);
+        const ready = await get(`${p.url}/ready`);
+        assert.equal(ready.status, 503, `${p.url}/ready once its bus lost Redis`);
+        assert.notEqual(ready.json.checks.bus, 'ok');
+        assert.equal(ready.json.checks.store, 'ok');
       }
       // Redis is gone: the stream still moves, read from the store (the hub's position check).
       const before = stream.events.length;
       await stream.wait(before + 3, 15_000);
       await redis.start();
       for (const p of [p1, p2]) {
-        await eventually(15_000, '/ready to say 200 again', async () => (await get(`${p.url}/ready`)).status === 200);
+        await logLine(p, /bus reconnected to Redis/, 15_000);
+        assert.equal((await get(`${p.url}/ready`)).status, 200, `${p.url}/ready once its bus has Redis again`);
       }
       const during = stream.events.length;
       await stream.wait(during + 3, 15_000);
