@@ -394,9 +394,10 @@ export class Hub {
     }
     this.#firstReads = [];
     const reads = [...same.values()];
-    const single = this.#store.readPages === undefined ? 1 : FIRST_BATCH;
-    for (let i = 0; i < reads.length; i += single) {
-      const batch = reads.slice(i, i + single);
+    // Reads per statement: a store without readPages reads one page at a time.
+    const perStatement = this.#store.readPages === undefined ? 1 : FIRST_BATCH;
+    for (let i = 0; i < reads.length; i += perStatement) {
+      const batch = reads.slice(i, i + perStatement);
       const done = (pages: ReadonlyArray<EventPage | undefined>): void => batch.forEach((rs, j) => share(rs, pages[j]));
       const fail = (err: unknown): void => batch.forEach((rs) => rs.forEach((r) => r.reject(err)));
       const first = batch[0]![0]!;

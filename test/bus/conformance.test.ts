@@ -249,11 +249,21 @@ for (const backend of backends) {
 }
 
 describe('redis bus under faults', { skip: backends[1]!.skip }, () => {
-  async function faulty(): Promise<{ a: Bus; b: Bus; log: Log; faults: ReturnType<typeof faultyClient>['faults']; name: string; resyncs: () => number; nextResync(): Promise<void> }> {
+  async function faulty(): Promise<{ a: Bus; b: Bus; log: Log; faults: ReturnType<typeof faultyClient>['faults']; name: string; resyncs: () => number; nextResync(): Promise<void>; connected: readonly boolean[]; untilConnected(state: boolean): Promise<void> }> {
     const p = prefix();
     const name = `${p}-a`;
     const { client, faults } = faultyClient(REDIS_URL, name);
-    const a = redisBus({ client, prefix: p, probeIntervalMs: 100, probeTimeoutMs: 300 });
+    const connected: boolean[] = [];
+    let connectedWaiters: Array<() => void> = [];
+    const a = redisBus({
+      client, prefix: p, probeIntervalMs: 100, probeTimeoutMs: 300,
+      onConnected: (state) => {
+        connected.push(state);
+        const waiting = connectedWaiters;
+        connectedWaiters = [];
+        for (const w of waiting) w();
+      },
+    });
     const b = redisBus({ url: REDIS_URL, prefix: p });
     closers.push(async () => {
       await a.close();
@@ -271,6 +281,16 @@ describe('redis bus under faults', { skip: backends[1]!.skip }, () => {
       a, b, log: new Log(), faults, name,
       resyncs: () => count,
       nextResync: () => within(10_000, new Promise<void>((resolve) => waiters.push(resolve)), 'onResync'),
+      /** What onConnected was told, in order. */
+      connected,
+      /** Resolves once onConnected has been told `state` (now or later). */
+      untilConnected: (state: boolean) => within(10_000, new Promise<void>((resolve) => {
+        const check = (): void => {
+          if (connected.includes(state)) resolve();
+          else connectedWaiters.push(check);
+        };
+        check();
+      }), `onConnected(${state})`),
     };
   }
 
@@ -323,6 +343,8 @@ describe('redis bus under faults', { skip: backends[1]!.skip }, () => {
   test('CLIENT KILL of its connections: the bus reconnects, fires onResync with every channel live again', async () => {
     const pair = await faulty();
     const { a, b, name, faults, nextResync } = pair;
+    assert.deepEqual(pair.connected, [], 'onConnected is not told of the first connection');
+    const back = pair.untilConnected(true);
     const c = collector();
     await a.subscribeEvents(13, c.listener);
     const resynced = nextResync();
@@ -334,11 +356,15 @@ describe('redis bus under faults', { skip: backends[1]!.skip }, () => {
       const list = await admin.sendCommand<string>(['CLIENT', 'LIST']);
       const ids = list.split('\n').filter((line) => line.includes(` name=${name} `)).map((line) => /id=(\d+)/.exec(line)![1]!);
       assert.ok(ids.length >= 2, `expected the publisher and the subscriber connection named ${name}`);
-      for (const id of ids) await admin.sendCommand(['CLIENT', 'KILL', 'ID', id]);
+      // In one transaction: both connections are gone before either can reconnect.
+      const kill = admin.multi();
+      for (const id of ids) kill.addCommand(['CLIENT', 'KILL', 'ID', id]);
+      await kill.exec();
     } finally {
       admin.destroy();
     }
-    await Promise.all([resynced, publisherBack]);
+    await Promise.all([resynced, publisherBack, back]);
+    assert.deepEqual(pair.connected, [false, true], 'told once that Redis was lost, once that it is back');
     await within(5000, a.ping(), 'ping after reconnect');
     const commands = nextCommand(a, (cmd) => cmd.kind === 'signal');
     publish(pair, 13, [event(13, 1)]);
