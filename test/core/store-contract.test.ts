@@ -198,10 +198,10 @@ await describeBackends('store contract', 'contract', (tmp) => {
     }
   });
 
-  void test('batched creates, appends and outcomes keep any text byte for byte (quotes, backslashes, braces, commas, "NULL", non-ASCII)', async () => {
+  void test('batched creates, appends and outcomes keep any text byte for byte (quotes, backslashes, braces, brackets, commas, "NULL", non-ASCII, NUL and lone surrogates)', async () => {
     const db = await fresh();
     try {
-      const odd = ['', 'NULL', 'null', '"', '\\', '\\"', '{}', '{a,b}', 'a,b', ' spaced ', 'line\nbreak\ttab', 'é ✓ 𝄞', '\\\\N', "it's"];
+      const odd = ['', 'NULL', 'null', '"', '\\', '\\"', '{}', '{a,b}', 'a,b', ' spaced ', 'line\nbreak\ttab', 'é ✓ 𝄞', '\\\\N', "it's", '\u0000', '\ud800 lone', '[1,2]', '\u2028'];
       const inputs = odd.map((s, i) => ({ s, i }));
       const created = await Promise.all(inputs.map((input) => db.store.createTask({
         app: 'core', type: 'Contract', input, timeoutMs: null, idempotencyKey: null, runAt: null, now: Date.now(),

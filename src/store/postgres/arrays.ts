@@ -38,3 +38,8 @@ export function numberArray(values: readonly (number | null | undefined)[]): str
 export function boolArray(values: readonly boolean[]): string {
   return literal(values, (v) => (v ? 't' : 'f'));
 }
+
+/** A JSON array of JSON texts (each one a whole JSON value, as JSON.stringify wrote it): no escaping at all. */
+export function jsonArray(values: readonly string[]): string {
+  return `[${values.join(',')}]`;
+}

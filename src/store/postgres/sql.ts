@@ -79,7 +79,9 @@ export function statements(schema: string) {
       INSERT INTO ${s}.events (task_id, seq, type, data, at)
       SELECT ok.id, e.seq, e.type, e.data, e.at FROM ok, unnest($3::int[], $4::text[], $5::text[], $6::bigint[]) AS e(seq, type, data, at)`,
     // Group commit, many tasks: the same in one statement over unnest arrays (fixed text, so it
-    // is prepared once whatever the batch's size). OFFSET 0 keeps each task's check a primary-key
+    // is prepared once whatever the batch's size). The events' data come as one JSON array of
+    // them ($6): JSON needs no escaping to go in one, where a text[] literal needs every quote of
+    // every event escaped; a `json` value's elements are exact slices of its text. OFFSET 0 keeps each task's check a primary-key
     // lookup: flattened, the generic plan (which guesses 10 rows for an unnest) rescans the array
     // once per running task.
     appendMany: `WITH ok AS (
@@ -88,8 +90,9 @@ export function statements(schema: string) {
         WHERE t.lease_epoch = b.epoch AND t.status = 'running'),
       ins AS (
         INSERT INTO ${s}.events (task_id, seq, type, data, at)
-        SELECT e.task_id, e.seq, e.type, e.data, e.at
-        FROM unnest($3::bigint[], $4::int[], $5::text[], $6::text[], $7::bigint[]) AS e(task_id, seq, type, data, at)
+        SELECT e.task_id, e.seq, e.type, e.data::text, e.at
+        FROM ROWS FROM (unnest($3::bigint[]), unnest($4::int[]), unnest($5::text[]), json_array_elements($6::json), unnest($7::bigint[]))
+          AS e(task_id, seq, type, data, at)
         WHERE e.task_id IN (SELECT id FROM ok))
       SELECT array(SELECT id FROM ok) AS accepted`,
     fence: `SELECT t.id, t.status, t.lease_epoch, ${lastSeq(s, 't.')} AS last_seq, t.cancel_requested FROM ${s}.tasks t WHERE t.id = ANY($1::bigint[])`,

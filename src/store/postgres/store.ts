@@ -5,7 +5,7 @@ import type {
 } from '../types.js';
 import { TERMINAL_STATUSES } from '../types.js';
 import { TickBatch } from './batch.js';
-import { boolArray, numberArray, textArray } from './arrays.js';
+import { boolArray, jsonArray, numberArray, textArray } from './arrays.js';
 import { migrate } from './migrate.js';
 import { isTransient, openPool, type PgClient, type PgPool, type PgQueryConfig, withRetry } from './pool.js';
 import { checkKeep, type EventRow, type FenceRow, groupRuns, type Run, stateEvent, type TaskRow, toEvent, toTask } from './rows.js';
@@ -220,7 +220,7 @@ export class PostgresStore implements Store {
     const r = await this.#exec<{ accepted: string[] }>(pool, 'appendMany', [
       numberArray(ids), numberArray(ids.map((id) => runs.get(id)!.epoch)),
       numberArray(rows.map((e) => e.taskId)), numberArray(rows.map((e) => e.seq)),
-      textArray(rows.map((e) => e.type)), textArray(rows.map((e) => e.json)), numberArray(rows.map((e) => e.at)),
+      textArray(rows.map((e) => e.type)), jsonArray(rows.map((e) => e.json)), numberArray(rows.map((e) => e.at)),
     ]);
     return new Set(r.rows[0]!.accepted.map(Number));
   }
