@@ -15,6 +15,15 @@ async function frames(url: string): Promise<Array<[number, string]>> {
   return [...text.matchAll(/^id: (\d+)\nevent: (\S+)$/gm)].map((m) => [Number(m[1]), m[2]!]);
 }
 
+/** Creates an examples/ExampleTask over HTTP on the server at `url`. */
+async function createExample(url: string, input: object): Promise<{ stream_url: string }> {
+  const res = await fetch(`${url}/tasks/examples/ExampleTask`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(input),
+  });
+  assert.equal(res.status, 201);
+  return (await res.json()) as { stream_url: string };
+}
+
 describe('two serve processes on one SQLite file', { timeout: 120_000 }, () => {
   test('a stream opened on either process gets all 12 events and ends, whichever runs the task', async () => {
     using dir = tempDir();
@@ -22,12 +31,7 @@ describe('two serve processes on one SQLite file', { timeout: 120_000 }, () => {
     const a = await startServer(db);
     const b = await startServer(db);
     try {
-      const res = await fetch(`${a.url}/tasks/examples/ExampleTask`, {
-        method: 'POST', headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ message: 'two', steps: 10, delay_ms: 30 }),
-      });
-      assert.equal(res.status, 201);
-      const task = (await res.json()) as { stream_url: string };
+      const task = await createExample(a.url, { message: 'two', steps: 10, delay_ms: 30 });
       const [onA, onB] = await within(60_000, Promise.all([frames(a.url + task.stream_url), frames(b.url + task.stream_url)]), 'both streams to end');
       const expected = [[1, 'start'], ...Array.from({ length: 10 }, (_, i) => [i + 2, 'progress']), [12, 'complete']];
       assert.deepEqual(onA, expected, 'stream on the first process');
@@ -45,12 +49,7 @@ describe('two serve processes on one SQLite file', { timeout: 120_000 }, () => {
     const front = await startServer(db, ['--concurrency', '0']);
     const worker = await startServer(db);
     try {
-      const res = await fetch(`${front.url}/tasks/examples/ExampleTask`, {
-        method: 'POST', headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ message: 'front', steps: 3, delay_ms: 10 }),
-      });
-      assert.equal(res.status, 201);
-      const task = (await res.json()) as { stream_url: string };
+      const task = await createExample(front.url, { message: 'front', steps: 3, delay_ms: 10 });
       const onFront = await within(60_000, frames(front.url + task.stream_url), 'the stream on the front to end');
       assert.deepEqual(onFront.at(-1), [5, 'complete']);
       const finished = async (url: string): Promise<string> => /^taskstream_tasks_finished_total\{[^}]*status="completed"[^}]*\} (\d+)$/m.exec(await (await fetch(`${url}/metrics`)).text())?.[1] ?? '0';
