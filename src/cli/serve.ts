@@ -60,6 +60,7 @@ export async function serve(options: ServeOptions, io: Io): Promise<number> {
   const runtime = await createTaskstream({ store: backend.store, bus: backend.bus, tasks, logger, concurrency: options.concurrency, leaseMs: options.leaseMs, retainEvents: options.retainEvents });
   io.out(`taskstream: ${backend.description} opened and migrated`);
   io.out(`taskstream: ${tasks.length} task type${tasks.length === 1 ? '' : 's'}: ${tasks.map((t) => `${t.app}/${t.type}`).join(', ')}`);
+  if (options.concurrency === 0) io.out('taskstream: --concurrency 0: this process runs no task; another process on the same store must run them');
   logTaskLifecycle(runtime, logger);
 
   const server = createServer(serverTimeouts(httpOptions.limits), createHandler(runtime, httpOptions));

@@ -47,6 +47,7 @@ describe('two serve processes on one SQLite file', { timeout: 120_000 }, () => {
     using dir = tempDir();
     const db = join(dir.path, 'shared.db');
     const front = await startServer(db, ['--concurrency', '0']);
+    await front.line(/--concurrency 0: this process runs no task; another process on the same store must run them/);
     const worker = await startServer(db);
     try {
       const task = await createExample(front.url, { message: 'front', steps: 3, delay_ms: 10 });

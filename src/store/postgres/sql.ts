@@ -79,11 +79,11 @@ export function statements(schema: string) {
       INSERT INTO ${s}.events (task_id, seq, type, data, at)
       SELECT ok.id, e.seq, e.type, e.data, e.at FROM ok, unnest($3::int[], $4::text[], $5::text[], $6::bigint[]) AS e(seq, type, data, at)`,
     // Group commit, many tasks: the same in one statement over unnest arrays (fixed text, so it
-    // is prepared once whatever the batch's size). The events' data come as one JSON array of
-    // them ($6): JSON needs no escaping to go in one, where a text[] literal needs every quote of
-    // every event escaped; a `json` value's elements are exact slices of its text. OFFSET 0 keeps each task's check a primary-key
-    // lookup: flattened, the generic plan (which guesses 10 rows for an unnest) rescans the array
-    // once per running task.
+    // is prepared once whatever the batch's size). The events' data come as one JSON array ($6):
+    // JSON texts go in one without escaping, where a text[] literal needs every quote of every
+    // event escaped, and a `json` value's elements are exact slices of its text. OFFSET 0 keeps
+    // each task's check a primary-key lookup: flattened, the generic plan (which guesses 10 rows
+    // for an unnest) rescans the array once per running task.
     appendMany: `WITH ok AS (
         SELECT b.id FROM unnest($1::bigint[], $2::int[]) AS b(id, epoch),
           LATERAL (SELECT t.lease_epoch, t.status FROM ${s}.tasks t WHERE t.id = b.id OFFSET 0) t
