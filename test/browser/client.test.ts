@@ -11,6 +11,7 @@ import {
   type BrowserServer, bundle, collectPageErrors, html, js, launchBrowser, SKIP, startServer, WAIT_MS, within,
 } from './harness.js';
 import type { ReactControls } from './fixtures/react-app.js';
+import { nextEvent } from '../core/helpers.js';
 
 interface ClientRun {
   events: Array<{ seq: number; type: string; data: Record<string, unknown> }>;
@@ -107,16 +108,11 @@ void describe('client library and React hook in Chromium', () => {
     await page.waitForFunction(() => (document.getElementById('watch')?.dataset.seqs ?? '').split(',').length >= 2, undefined, { timeout: WAIT_MS });
     const thirdStream = await streamOf(third.id);
     // The handler reports `stream:closed` once the hub has detached the stream's subscriber.
-    let offClosed = (): void => {};
-    const thirdDetached = new Promise<void>((resolve) => {
-      offClosed = runtime.on('stream:closed', ({ taskId }) => {
-        if (taskId === third.id) resolve();
-      });
-    });
+    const thirdDetached = nextEvent(runtime, 'stream:closed', ({ taskId }) => taskId === third.id, WAIT_MS, 'stream:closed of the unmounted stream');
     await page.evaluate(() => (window.reactControls as ReactControls).setMounted(false));
     await page.waitForSelector('#unmounted', { timeout: WAIT_MS });
     await within(WAIT_MS, thirdStream.closed, 'the server to see the stream close on unmount');
-    await within(WAIT_MS, thirdDetached, 'stream:closed of the unmounted stream').finally(offClosed);
+    await thirdDetached;
     assert.equal(runtime.stats.subscribers, 0, 'no subscriber left once the last stream closed');
     assert.equal((await runtime.get(third.id))?.status, 'running', 'unmounting stops watching, not the task');
     assert.deepEqual(errors, []);

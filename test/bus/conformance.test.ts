@@ -18,6 +18,7 @@ import { redisBus } from '../../src/bus/redis/index.js';
 import { faultyClient } from '../support/faulty-redis.js';
 import { POSTGRES_URL, REDIS_URL, skipUnlessPostgres, skipUnlessRedis } from '../support/services.js';
 import { within } from '../support/within.js';
+import { deferred } from '../core/helpers.js';
 
 interface Pair {
   /** The subscribing process. */
@@ -254,14 +255,13 @@ describe('redis bus under faults', { skip: backends[1]!.skip }, () => {
     const name = `${p}-a`;
     const { client, faults } = faultyClient(REDIS_URL, name);
     const connected: boolean[] = [];
-    let connectedWaiters: Array<() => void> = [];
+    // Resolved the first time onConnected is told false, and true.
+    const told = { false: deferred(), true: deferred() };
     const a = redisBus({
       client, prefix: p, probeIntervalMs: 100, probeTimeoutMs: 300,
       onConnected: (state) => {
         connected.push(state);
-        const waiting = connectedWaiters;
-        connectedWaiters = [];
-        for (const w of waiting) w();
+        told[`${state}`].resolve();
       },
     });
     const b = redisBus({ url: REDIS_URL, prefix: p });
@@ -284,13 +284,7 @@ describe('redis bus under faults', { skip: backends[1]!.skip }, () => {
       /** What onConnected was told, in order. */
       connected,
       /** Resolves once onConnected has been told `state` (now or later). */
-      untilConnected: (state: boolean) => within(10_000, new Promise<void>((resolve) => {
-        const check = (): void => {
-          if (connected.includes(state)) resolve();
-          else connectedWaiters.push(check);
-        };
-        check();
-      }), `onConnected(${state})`),
+      untilConnected: (state: boolean) => within(10_000, told[`${state}`].promise, `onConnected(${state})`),
     };
   }
 

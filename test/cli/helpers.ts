@@ -15,8 +15,8 @@ export interface Cli {
   readonly child: ChildProcess;
   readonly stdout: () => string;
   readonly stderr: () => string;
-  /** Resolves with the first stdout line matching `pattern` (its match), waiting up to `timeoutMs`. */
-  line(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+  /** Resolves with the first line of `stream` (default stdout) matching `pattern` (its match), waiting up to `timeoutMs`. */
+  line(pattern: RegExp, timeoutMs?: number, stream?: 'stdout' | 'stderr'): Promise<RegExpMatchArray>;
   /** Resolves with the exit code (or 128 + signal number style name) within `timeoutMs`. */
   exit(timeoutMs?: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   kill(): void;
@@ -49,12 +49,12 @@ export function watchProcess(child: ChildProcess): Cli {
     child,
     stdout: () => out,
     stderr: () => err,
-    line(pattern, timeoutMs = 15_000) {
+    line(pattern, timeoutMs = 15_000, stream = 'stdout') {
       return new Promise((resolve, reject) => {
         let done = false;
         const check = (): void => {
           if (done) return;
-          for (const line of out.split('\n')) {
+          for (const line of (stream === 'stdout' ? out : err).split('\n')) {
             const m = line.match(pattern);
             if (m) return finish(() => resolve(m));
           }

@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { tempDir } from '../cli/helpers.js';
-import { get, logLine, post, range, seqs, serveProcess, sse, PrivateRedis } from './support.js';
+import { get, post, range, seqs, serveProcess, sse, PrivateRedis } from './support.js';
 import { clusterBackends } from './backends.js';
 
 const dir = tempDir();
@@ -39,7 +39,7 @@ for (const backend of await clusterBackends(dir.path)) {
 
       await redis.stop();
       for (const p of [p1, p2]) {
-        await logLine(p, /bus lost Redis/, 10_000);
+        await p.line(/"msg":"taskstream: bus lost Redis/, 10_000, 'stderr');
         const ready = await get(`${p.url}/ready`);
         assert.equal(ready.status, 503, `${p.url}/ready once its bus lost Redis`);
         assert.notEqual(ready.json.checks.bus, 'ok');
@@ -50,7 +50,7 @@ for (const backend of await clusterBackends(dir.path)) {
       await stream.wait(before + 3, 15_000);
       await redis.start();
       for (const p of [p1, p2]) {
-        await logLine(p, /bus reconnected to Redis/, 15_000);
+        await p.line(/"msg":"taskstream: bus reconnected to Redis/, 15_000, 'stderr');
         assert.equal((await get(`${p.url}/ready`)).status, 200, `${p.url}/ready once its bus has Redis again`);
       }
       const during = stream.events.length;

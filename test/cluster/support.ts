@@ -31,37 +31,6 @@ export async function get(url: string): Promise<{ status: number; json: any }> {
   return { status: res.status, json: await res.json() };
 }
 
-/**
- * Resolves with the first line the process logged (pino's JSON lines, on stderr) whose `msg`
- * matches `pattern`, lines logged before the call included; fails after `ms` with its stderr.
- */
-export async function logLine(proc: Serve, pattern: RegExp, ms: number): Promise<Record<string, unknown>> {
-  const stderr = proc.child.stderr!;
-  let check: (() => void) | undefined;
-  try {
-    return await within(ms, new Promise<Record<string, unknown>>((resolve) => {
-      check = (): void => {
-        for (const line of proc.stderr().split('\n')) {
-          let entry: Record<string, unknown>;
-          try {
-            entry = JSON.parse(line) as Record<string, unknown>;
-          } catch {
-            continue; // not a log line, or not all of it yet
-          }
-          if (typeof entry.msg === 'string' && pattern.test(entry.msg)) return resolve(entry);
-        }
-      };
-      // After the listener of watchProcess, which has appended the chunk to proc.stderr() by then.
-      stderr.on('data', check);
-      check();
-    }), `${proc.url} to log ${pattern}`);
-  } catch (err) {
-    throw new Error(`${(err as Error).message}\n--- stderr ---\n${proc.stderr()}`);
-  } finally {
-    if (check !== undefined) stderr.off('data', check);
-  }
-}
-
 export interface SseEvent {
   readonly seq: number;
   readonly type: string;

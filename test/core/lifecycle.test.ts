@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
-import { type Bus, type Command, defineTask, localBus, TaskNotFoundError, TaskStateError, type TaskStatus } from '../../src/index.js';
+import { type Bus, type Command, defineTask, localBus, type Store, TaskNotFoundError, TaskStateError, type TaskStatus } from '../../src/index.js';
 import { busFor, storeFor } from '../support/backends.js';
 import { intercept } from '../support/intercept.js';
 import { assertLog, capturingLogger, deferred, finished, nextEvent, open, describeBackends, within } from './helpers.js';
@@ -250,20 +250,30 @@ await describeBackends('core', 'lifecycle', (tmp) => {
       assert.ok(lookups <= 2, `${lookups} lookups of the next delayed task`);
     });
 
+    /** The store of `file`, recording each time it is asked for work (a claim, or when the next delayed task is due). */
+    async function recordingLookups(file: string): Promise<{ store: Store; lookups: string[] }> {
+      const inner = await storeFor(file);
+      const lookups: string[] = [];
+      const store = intercept(inner, {
+        claimTasks(...args: Parameters<Store['claimTasks']>) {
+          lookups.push('claimTasks');
+          return inner.claimTasks(...args);
+        },
+        nextRunDelay(...args: Parameters<Store['nextRunDelay']>) {
+          lookups.push('nextRunDelay');
+          return inner.nextRunDelay(...args);
+        },
+      });
+      return { store, lookups };
+    }
+
     void test('a runtime with no task types (one that creates and watches) never looks for work to claim', async () => {
       const file = tmp.db();
       const Once = defineTask({ app: 'core', type: 'Once', input: z.object({}), run: () => 'ran' });
       const bus = localBus();
+      const { store, lookups } = await recordingLookups(file);
       await using worker = await open(file, { tasks: [Once], bus });
-      await using watcher = await open(file, { tasks: [], bus });
-      const lookups: string[] = [];
-      for (const name of ['claimTasks', 'nextRunDelay'] as const) {
-        const original = (watcher.store[name] as (...args: never[]) => unknown).bind(watcher.store);
-        (watcher.store as unknown as Record<string, unknown>)[name] = (...args: never[]) => {
-          lookups.push(name);
-          return original(...args);
-        };
-      }
+      await using watcher = await open(file, { tasks: [], bus, store });
       // Every create wakes every scheduler on the bus, the watcher's included.
       for (let i = 0; i < 5; i++) {
         const { id } = await worker.create(Once, {});
@@ -286,18 +296,7 @@ await describeBackends('core', 'lifecycle', (tmp) => {
         },
       });
       const bus = busFor(file) ?? localBus();
-      const inner = await storeFor(file);
-      const claims: string[] = [];
-      const store = intercept(inner, {
-        claimTasks(o: Parameters<typeof inner.claimTasks>[0]) {
-          claims.push('claimTasks');
-          return inner.claimTasks(o);
-        },
-        nextRunDelay(kinds: readonly string[], now: number) {
-          claims.push('nextRunDelay');
-          return inner.nextRunDelay(kinds, now);
-        },
-      });
+      const { store, lookups } = await recordingLookups(file);
       await using front = await open(file, { tasks: [Waits], concurrency: 0, bus, store, owner: 'front' });
       await using worker = await open(file, { tasks: [Waits], bus: busFor(file) ?? bus, owner: 'worker' });
       const ranBy: string[] = [];
@@ -313,7 +312,7 @@ await describeBackends('core', 'lifecycle', (tmp) => {
       assert.deepEqual((await front.get(task.id))?.finalValue, { n: 1, payload: { from: 'front' } });
       assert.deepEqual(ranBy, ['worker']);
       assert.deepEqual(front.stats, { running: 0, subscribers: 0 });
-      assert.deepEqual(claims, [], 'the front never looked for work');
+      assert.deepEqual(lookups, [], 'the front never looked for work');
     });
 
     void test('concurrency must be a whole number >= 0', async () => {

@@ -142,6 +142,7 @@ export class RedisBus implements Bus {
   readonly #onPubReady = (): void => this.#setUpIfReady();
 
   #setDown(): void {
+    // No probe yet: the first connect is still under way, and onConnected is not told of it.
     if (this.#down || this.#closed || this.#probe === undefined) return;
     this.#down = true;
     this.#tellConnected(false);
