@@ -30,6 +30,15 @@ export interface EventWriterHooks {
  * stored events. Batches are written one after another, which keeps each task's seq order.
  * Cost per event: one array push here, one prepared insert in the transaction.
  *
+ * With a store that answers over a network (its append takes more than the current turn), delivery
+ * overlaps the next write: the stored batch's sends resolve first, so the runs can send again, and
+ * the batch is published once the next batch has gone to the store (or a turn later when none
+ * comes). Watchers then add nothing to the round trip every batch waits for. A store that answers
+ * in the same turn (SQLite, memory) has nothing to overlap: its batch is published at once.
+ * Batches are published in the order they were stored, and `flush()` publishes whatever is stored
+ * and not yet published (a run's terminal event is published after its flush). Anything published
+ * out of order elsewhere is still safe: the hub reads a skipped seq from the store.
+ *
  * Failures: the chain of batches never breaks. A store error worth retrying (StoreUnavailableError)
  * retries the same batch, with backoff, before any later batch is written (so seq order holds);
  * the store recognises a batch an earlier try committed. Only a refusal (the epoch moved on), or an
@@ -46,6 +55,8 @@ export class EventWriter {
   /** A batch is being written. */
   #writing = false;
   #chain: Promise<void> = Promise.resolve();
+  /** Stored batches not yet published, oldest first. */
+  #stored: Array<Map<number, EventRecord[]>> = [];
   readonly #store: Store;
   readonly #bus: Bus;
   readonly #hooks: EventWriterHooks;
@@ -66,13 +77,26 @@ export class EventWriter {
     }
     if (!this.#scheduled) {
       this.#scheduled = true;
-      setImmediate(() => void this.flush());
+      setImmediate(() => this.#link());
     }
     return waiter.promise;
   }
 
   /** Writes whatever is queued; resolves when it (and every earlier batch) is stored and published. */
   flush(): Promise<void> {
+    this.#link();
+    return this.#chain.then(() => this.deliver());
+  }
+
+  /** Publishes every stored batch not yet published, in the order they were stored. */
+  deliver(): void {
+    const batches = this.#stored;
+    if (batches.length === 0) return;
+    this.#stored = [];
+    for (const byTask of batches) this.#publish(byTask);
+  }
+
+  #link(): void {
     this.#scheduled = false;
     if (this.#queue.length > 0 && !this.#linked) {
       // One batch in flight at most, and one waiting: the waiting one takes the queue only when it
@@ -91,16 +115,21 @@ export class EventWriter {
         this.#queue = [];
         this.#waiters = new Map();
         if (batch.length > 0) await this.#write(batch, waiters);
+        else this.deliver();
       });
     }
-    return this.#chain;
   }
 
   async #write(batch: NewEvent[], waiters: Map<number, Waiter>): Promise<void> {
     let refused: number[];
     this.#writing = true;
+    let sameTurn = true;
+    const probe = setImmediate(() => (sameTurn = false));
     try {
-      refused = await this.#append(batch);
+      const appending = this.#append(batch);
+      // The store has the batch once the current microtasks have run: publish the last one then.
+      if (this.#stored.length > 0) setImmediate(() => this.deliver());
+      refused = await appending;
     } catch (err) {
       const lost = isRetryableStoreError(err);
       this.#hooks.onStoreError?.('appending events', err);
@@ -112,6 +141,7 @@ export class EventWriter {
       return;
     } finally {
       this.#writing = false;
+      clearImmediate(probe);
     }
     const byTask = new Map<number, EventRecord[]>();
     for (const e of batch) {
@@ -126,17 +156,30 @@ export class EventWriter {
       waiters.delete(taskId);
       this.#hooks.onLeaseLost(taskId, err);
     }
+    if (byTask.size > 0) this.#stored.push(byTask);
+    if (sameTurn) {
+      this.deliver();
+    } else if (byTask.size > 0) {
+      // The runs whose sends resolve below send again in this turn, and the write of their batch
+      // (a later immediate) publishes this one. If none is due by then, publish it now.
+      setImmediate(() => {
+        if (!this.#scheduled && !this.#linked) this.deliver();
+      });
+    }
+    for (const waiter of waiters.values()) waiter.resolve();
+  }
+
+  #publish(byTask: Map<number, EventRecord[]>): void {
+    let stored = 0;
     for (const [taskId, events] of byTask) {
+      stored += events.length;
       try {
         this.#bus.publishEvents(taskId, events);
       } catch (err) {
         this.#hooks.onError(err, 'publishing events failed');
       }
     }
-    let stored = 0;
-    for (const events of byTask.values()) stored += events.length;
-    if (stored > 0) this.#hooks.onAppended?.(stored);
-    for (const waiter of waiters.values()) waiter.resolve();
+    this.#hooks.onAppended?.(stored);
     const onStored = this.#hooks.onStored;
     if (onStored !== undefined) for (const [taskId, events] of byTask) onStored(taskId, events[events.length - 1]!.seq);
   }
