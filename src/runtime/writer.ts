@@ -85,11 +85,11 @@ export class EventWriter {
   /** Writes whatever is queued; resolves when it (and every earlier batch) is stored and published. */
   flush(): Promise<void> {
     this.#link();
-    return this.#chain.then(() => this.deliver());
+    return this.#chain.then(() => this.#deliver());
   }
 
   /** Publishes every stored batch not yet published, in the order they were stored. */
-  deliver(): void {
+  #deliver(): void {
     const batches = this.#stored;
     if (batches.length === 0) return;
     this.#stored = [];
@@ -115,7 +115,7 @@ export class EventWriter {
         this.#queue = [];
         this.#waiters = new Map();
         if (batch.length > 0) await this.#write(batch, waiters);
-        else this.deliver();
+        else this.#deliver();
       });
     }
   }
@@ -128,7 +128,7 @@ export class EventWriter {
     try {
       const appending = this.#append(batch);
       // The store has the batch once the current microtasks have run: publish the last one then.
-      if (this.#stored.length > 0) setImmediate(() => this.deliver());
+      if (this.#stored.length > 0) setImmediate(() => this.#deliver());
       refused = await appending;
     } catch (err) {
       const lost = isRetryableStoreError(err);
@@ -158,12 +158,12 @@ export class EventWriter {
     }
     if (byTask.size > 0) this.#stored.push(byTask);
     if (sameTurn) {
-      this.deliver();
+      this.#deliver();
     } else if (byTask.size > 0) {
       // The runs whose sends resolve below send again in this turn, and the write of their batch
       // (a later immediate) publishes this one. If none is due by then, publish it now.
       setImmediate(() => {
-        if (!this.#scheduled && !this.#linked) this.deliver();
+        if (!this.#scheduled && !this.#linked) this.#deliver();
       });
     }
     for (const waiter of waiters.values()) waiter.resolve();
