@@ -86,7 +86,6 @@ export class Scheduler {
     }, Math.min(MAX_TIMER_MS, Math.ceil(ms) + 1));
   }
 
-  /** Stops claiming; resolves once a claim in flight has settled and what it claimed was given back. */
   /**
    * Resolves once no claim is in flight: its rows are running under this owner in the store
    * before this process knows them, and a sweep in that window would take them for a dead
@@ -100,6 +99,7 @@ export class Scheduler {
     }
   }
 
+  /** Stops claiming; resolves once a claim in flight has settled and what it claimed was given back. */
   async stop(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#wakeTimer);
