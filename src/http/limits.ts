@@ -7,6 +7,7 @@
  * client (node-redis v4+) so the limit holds across a cluster. Each client address gets
  * `points` requests per second; a refused request is told when the next one is allowed.
  */
+import { checkCount } from '../task/define.js';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 
 export interface RateLimitOptions {
@@ -55,9 +56,7 @@ export function resolveLimits(options: LimitsOptions | undefined): ResolvedLimit
   for (const key of ['maxStreams', 'maxJsonDepth', 'bodyTimeoutMs', 'headersTimeoutMs'] as const) {
     const value = resolved[key];
     if (value === Infinity && key === 'maxStreams') continue;
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
-      throw new TypeError(`http option limits.${key} must be a whole number >= 1, got ${String(value)}`);
-    }
+    checkCount(`http option limits.${key}`, value, 1);
   }
   return { ...resolved, limiter: o.rateLimit === undefined ? undefined : new RateLimiter(o.rateLimit) };
 }
@@ -82,9 +81,9 @@ export class RateLimiter {
   constructor(options: RateLimitOptions) {
     if (options === null || typeof options !== 'object') throw new TypeError('http option limits.rateLimit must be { points, store? }');
     const { points } = options;
-    if (!Number.isInteger(points) || points < 1) throw new TypeError(`http option limits.rateLimit.points must be a whole number >= 1, got ${String(points)}`);
+    checkCount('http option limits.rateLimit.points', points, 1);
     const duration = options.durationSec ?? 1;
-    if (!Number.isInteger(duration) || duration < 1) throw new TypeError(`http option limits.rateLimit.durationSec must be a whole number >= 1, got ${String(duration)}`);
+    checkCount('http option limits.rateLimit.durationSec', duration, 1);
     const store = options.store ?? 'memory';
     if (store === 'memory') {
       this.#limiter = new RateLimiterMemory({ points, duration });

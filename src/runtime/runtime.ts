@@ -6,7 +6,7 @@ import { Hub, type Sink } from '../hub/hub.js';
 import { type Logger, silentLogger } from '../logger.js';
 import type { EventRecord, Store, TaskRecord, TaskStatus } from '../store/types.js';
 import { TERMINAL_STATUSES } from '../store/types.js';
-import { type AnyTaskDefinition, checkDelay, checkPositive, type InputOf, type TaskDefinition } from '../task/define.js';
+import { type AnyTaskDefinition, checkCount, checkDelay, checkPositive, type InputOf, type TaskDefinition } from '../task/define.js';
 import { validateInput } from '../task/validate.js';
 import { assertName } from '../task/names.js';
 import { runtimeEvents } from '../task/events.js';
@@ -117,11 +117,8 @@ export class Taskstream implements AsyncDisposable {
       const value = options[key];
       if (value === undefined) continue;
       if (key === 'leaseMs' || key === 'sweepIntervalMs' || key === 'graceMs' || key === 'positionCheckMs') checkDelay(`createTaskstream: ${key}`, value);
-      else {
-        // Counts (concurrency, subscriberBuffer, maxEventBytes); concurrency 0 runs nothing.
-        const min = key === 'concurrency' ? 0 : 1;
-        if (!Number.isInteger(value) || value < min) throw new TypeError(`createTaskstream: ${key} must be a whole number >= ${min}, got ${value}`);
-      }
+      // Counts (concurrency, subscriberBuffer, maxEventBytes); concurrency 0 runs nothing.
+      else checkCount(`createTaskstream: ${key}`, value, key === 'concurrency' ? 0 : 1);
       this.#opts[key] = value;
     }
     checkRetainEvents('createTaskstream: retainEvents', options.retainEvents);

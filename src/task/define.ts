@@ -107,6 +107,13 @@ export function checkPositive(what: string, value: number | undefined, allowZero
   }
 }
 
+/** Throws a TypeError naming `what` unless `value` is a whole number >= `min`. */
+export function checkCount(what: string, value: unknown, min: number): void {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
+    throw new TypeError(`${what} must be a whole number >= ${min}, got ${String(value)}`);
+  }
+}
+
 /** The longest delay a Node timer takes; a longer one fires after 1 ms instead (with a warning). */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 
