@@ -178,10 +178,9 @@ export class EventWriter {
       } catch (err) {
         this.#hooks.onError(err, 'publishing events failed');
       }
+      this.#hooks.onStored?.(taskId, events[events.length - 1]!.seq);
     }
     this.#hooks.onAppended?.(stored);
-    const onStored = this.#hooks.onStored;
-    if (onStored !== undefined) for (const [taskId, events] of byTask) onStored(taskId, events[events.length - 1]!.seq);
   }
 
   /** appendEvents, retried while the store says it is unavailable, up to `retryForMs`. */
