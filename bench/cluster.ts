@@ -207,10 +207,10 @@ function cpuMeter(workers: () => readonly ChildProcess[]): () => Cpu {
 
 /**
  * taskstream: `processes` serve processes; a watcher runtime in this process (same database and
- * Redis prefix; it runs nothing) subscribes to every task right after its create and reads it to
- * its terminal event. `create`: 'http' posts each task to a serve process (round robin); 'library'
- * creates it with the watcher runtime (`concurrency: 0`, so it runs none), as BullMQ's producer
- * adds its jobs with `Queue.add`.
+ * Redis prefix; `concurrency: 0`, so it runs nothing) subscribes to every task right after its
+ * create and reads it to its terminal event. `create`: 'http' posts each task to a serve process
+ * (round robin); 'library' creates it with the watcher runtime, as BullMQ's producer adds its jobs
+ * with `Queue.add`.
  */
 async function taskstreamThroughput(processes: number, on: 'postgres' | 'sqlite', create: 'http' | 'library'): Promise<Line> {
   const database = on === 'postgres' ? withDatabase : withSqliteFile;
@@ -219,8 +219,7 @@ async function taskstreamThroughput(processes: number, on: 'postgres' | 'sqlite'
     const servers: Array<{ proc: ChildProcess; url: string }> = [];
     for (let i = 0; i < processes; i++) servers.push(await serveProcess(db, prefix));
     const store = on === 'postgres' ? postgresStore({ connectionString: db, max: 20 }) : sqliteStore(db);
-    const bus = redisBus({ url: flags.redis, prefix });
-    const watcher = await createTaskstream(create === 'library' ? { store, bus, tasks: [Burst], concurrency: 0 } : { store, bus, tasks: [] });
+    const watcher = await createTaskstream({ store, bus: redisBus({ url: flags.redis, prefix }), tasks: [Burst], concurrency: 0 });
     try {
       let events = 0;
       const cpu = cpuMeter(() => servers.map((s) => s.proc));
@@ -353,13 +352,15 @@ async function bullmqLatency(): Promise<{ p50: number; p99: number; max: number 
   }
 }
 
-const LINES: Record<string, () => Promise<Line>> = {
-  bull1: () => bullmqThroughput(1), bull2: () => bullmqThroughput(2),
-  pg1lib: () => taskstreamThroughput(1, 'postgres', 'library'), pg1: () => taskstreamThroughput(1, 'postgres', 'http'),
-  sqlite1lib: () => taskstreamThroughput(1, 'sqlite', 'library'), sqlite1: () => taskstreamThroughput(1, 'sqlite', 'http'),
-  pg2lib: () => taskstreamThroughput(2, 'postgres', 'library'), pg2: () => taskstreamThroughput(2, 'postgres', 'http'),
-  sqlite2lib: () => taskstreamThroughput(2, 'sqlite', 'library'), sqlite2: () => taskstreamThroughput(2, 'sqlite', 'http'),
-};
+/** bullN; pgN / sqliteN (created over HTTP) and pgNlib / sqliteNlib (created with the library), N = 1, 2. */
+const LINES: Record<string, () => Promise<Line>> = {};
+for (const n of [1, 2]) {
+  LINES[`bull${n}`] = () => bullmqThroughput(n);
+  for (const [key, on] of [['pg', 'postgres'], ['sqlite', 'sqlite']] as const) {
+    LINES[`${key}${n}lib`] = () => taskstreamThroughput(n, on, 'library');
+    LINES[`${key}${n}`] = () => taskstreamThroughput(n, on, 'http');
+  }
+}
 
 async function main(): Promise<void> {
   const chosen = flags.lines.split(',').map((l) => l.trim()).filter((l) => l !== '');

@@ -209,8 +209,9 @@ async function main(): Promise<void> {
   const ts1 = await taskstream(TASKS, EVENTS, 'taskstream1');
   const ts2 = await taskstream(TASKS, EVENTS, 'taskstream2');
   const after = await limitBatched('limit2');
-  const limit = before.eventsPerSecond >= after.eventsPerSecond ? before : after;
-  const ts = ts1.eventsPerSecond >= ts2.eventsPerSecond ? ts1 : ts2;
+  const faster = (a: Line, b: Line): Line => (a.eventsPerSecond >= b.eventsPerSecond ? a : b);
+  const limit = faster(before, after);
+  const ts = faster(ts1, ts2);
   const lines = [ts, limit];
   const ratio = (l: Line): number => l.eventsPerSecond / limit.eventsPerSecond;
   const target = { ratioToLimit: 0.5 };
